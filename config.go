@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is httpsd's configuration: config.yaml, then HTTPSD_* environment
+// variables on top. defaultConfig gives every default.
+type Config struct {
+	Hosts   []string
+	Listen  ListenConfig
+	DataDir string
+	TLS     TLSConfig
+	Limits  LimitsConfig
+	Log     LogConfig
+
+	// origin maps a key ("tls.source") to where its value came from
+	// ("config.yaml:7" or "env HTTPSD_TLS_SOURCE"), for error messages.
+	origin map[string]string
+}
+
+// ListenConfig holds the listen: section.
+type ListenConfig struct {
+	HTTPS           string
+	HTTP            string // "" turns plain HTTP off
+	PublicHTTPSPort int    // 0 = the port of HTTPS
+}
+
+// TLSConfig holds the tls: section.
+type TLSConfig struct {
+	Source       string
+	MinVersion   string
+	HSTSMaxAge   time.Duration // 0 = default for the source, < 0 = off
+	Certificates []CertFiles
+}
+
+// CertFiles is one tls.certificates entry.
+type CertFiles struct {
+	Cert string
+	Key  string
+}
+
+// LimitsConfig holds the limits: section.
+type LimitsConfig struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	ShutdownTimeout   time.Duration
+}
+
+// LogConfig holds the log: section.
+type LogConfig struct {
+	Level  string
+	Format string
+	Access bool
+}
+
+// Certificate sources.
+const (
+	sourceSelfSigned = "self-signed"
+	sourceFiles      = "files"
+	sourceACME       = "acme"
+)
+
+func defaultConfig() *Config {
+	return &Config{
+		Listen:  ListenConfig{HTTPS: ":8443", HTTP: ":8080"},
+		DataDir: "./data",
+		TLS:     TLSConfig{Source: sourceSelfSigned, MinVersion: "1.2"},
+		Limits: LimitsConfig{
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ShutdownTimeout:   20 * time.Second,
+		},
+		Log:    LogConfig{Level: "info", Format: "text", Access: true},
+		origin: map[string]string{},
+	}
+}
+
+// loadConfig returns the defaults overlaid by file (when not "") and then
+// by the environment, validated. Every problem is reported at once, each
+// naming where the bad value came from and its key.
+func loadConfig(file string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	c := defaultConfig()
+	var errs []error
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		errs = append(errs, c.decodeYAML(file, data)...)
+	}
+	errs = append(errs, c.applyEnv(lookupEnv)...)
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// decodeYAML sets the keys present in data. Unknown keys, wrong types and
+// unparsable values are errors naming file, line and key.
+func (c *Config) decodeYAML(file string, data []byte) []error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return []error{fmt.Errorf("%s: %w", file, err)}
+	}
+	if len(doc.Content) == 0 { // empty file: all defaults
+		return nil
+	}
+	d := decoder{c: c, file: file, fields: c.fields()}
+	d.mapping("", doc.Content[0])
+	return d.errs
+}
+
+// envName is the environment variable that overrides key.
+func envName(key string) string {
+	b := []byte("HTTPSD_" + key)
+	for i, ch := range b {
+		switch {
+		case ch == '.':
+			b[i] = '_'
+		case 'a' <= ch && ch <= 'z':
+			b[i] = ch - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// applyEnv sets every key whose HTTPSD_* variable is set, even to "".
+func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) []error {
+	var errs []error
+	for _, f := range c.fields() {
+		name := envName(f.key)
+		v, ok := lookupEnv(name)
+		if !ok {
+			continue
+		}
+		c.origin[f.key] = "env " + name
+		if err := f.setString(v); err != nil {
+			errs = append(errs, fmt.Errorf("env %s: %s: %w", name, f.key, err))
+		}
+	}
+	return errs
+}
+
+// resolvePath makes relative paths from the config file relative to the
+// file's directory; paths from the environment or defaults stay relative
+// to the working directory.
+func (c *Config) resolvePath(file, p string) string {
+	if p == "" || filepath.IsAbs(p) || file == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(file), p)
+}
+
+// errorf formats a problem with key, prefixed by where its value came from.
+func (c *Config) errorf(key, format string, args ...any) error {
+	msg := key + ": " + fmt.Sprintf(format, args...)
+	if o := c.origin[key]; o != "" {
+		msg = o + ": " + msg
+	}
+	return errors.New(msg)
+}

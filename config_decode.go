@@ -1,0 +1,268 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// field is one scalar or string-list key that both config.yaml and the
+// environment can set.
+type field struct {
+	key       string
+	isPath    bool                 // relative values are resolved against the config file
+	setString func(string) error   // a scalar, or a comma-separated list
+	setList   func([]string) error // lists only
+}
+
+// fields lists every key settable from both the file and the environment.
+func (c *Config) fields() []field {
+	return []field{
+		listField("hosts", &c.Hosts),
+		stringField("listen.https", &c.Listen.HTTPS),
+		stringField("listen.http", &c.Listen.HTTP),
+		intField("listen.public_https_port", &c.Listen.PublicHTTPSPort),
+		pathField("data_dir", &c.DataDir),
+		stringField("tls.source", &c.TLS.Source),
+		stringField("tls.min_version", &c.TLS.MinVersion),
+		durationField("tls.hsts_max_age", &c.TLS.HSTSMaxAge),
+		durationField("limits.read_header_timeout", &c.Limits.ReadHeaderTimeout),
+		durationField("limits.read_timeout", &c.Limits.ReadTimeout),
+		durationField("limits.write_timeout", &c.Limits.WriteTimeout),
+		durationField("limits.idle_timeout", &c.Limits.IdleTimeout),
+		intField("limits.max_header_bytes", &c.Limits.MaxHeaderBytes),
+		durationField("limits.shutdown_timeout", &c.Limits.ShutdownTimeout),
+		stringField("log.level", &c.Log.Level),
+		stringField("log.format", &c.Log.Format),
+		boolField("log.access", &c.Log.Access),
+	}
+}
+
+// sections are the keys whose values are mappings of further keys.
+var sections = map[string]bool{"listen": true, "tls": true, "limits": true, "log": true}
+
+func stringField(key string, p *string) field {
+	return field{key: key, setString: func(s string) error { *p = s; return nil }}
+}
+
+func pathField(key string, p *string) field {
+	f := stringField(key, p)
+	f.isPath = true
+	return f
+}
+
+func intField(key string, p *int) field {
+	return field{key: key, setString: func(s string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", s)
+		}
+		*p = n
+		return nil
+	}}
+}
+
+func boolField(key string, p *bool) field {
+	return field{key: key, setString: func(s string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("not a boolean (true or false): %q", s)
+		}
+		*p = b
+		return nil
+	}}
+}
+
+func durationField(key string, p *time.Duration) field {
+	return field{key: key, setString: func(s string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("not a duration such as 30s, 5m or 1h: %q", s)
+		}
+		*p = d
+		return nil
+	}}
+}
+
+func listField(key string, p *[]string) field {
+	set := func(items []string) error { *p = items; return nil }
+	return field{key: key, setList: set, setString: func(s string) error {
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		return set(items)
+	}}
+}
+
+// decoder walks a YAML document, setting fields and collecting errors.
+type decoder struct {
+	c      *Config
+	file   string
+	fields []field
+	errs   []error
+}
+
+func (d *decoder) failf(n *yaml.Node, key, format string, args ...any) {
+	d.errs = append(d.errs, fmt.Errorf("%s:%d: %s: %s", d.file, n.Line, key, fmt.Sprintf(format, args...)))
+}
+
+func (d *decoder) field(key string) *field {
+	for i := range d.fields {
+		if d.fields[i].key == key {
+			return &d.fields[i]
+		}
+	}
+	return nil
+}
+
+// mapping decodes the keys of n, a mapping, each prefixed with prefix.
+func (d *decoder) mapping(prefix string, n *yaml.Node) {
+	n = resolveAlias(n)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		key := strings.TrimSuffix(prefix, ".")
+		if key == "" {
+			d.errs = append(d.errs, fmt.Errorf("%s:%d: expected a mapping of keys, got %s", d.file, n.Line, describeNode(n)))
+			return
+		}
+		d.failf(n, key, "expected a mapping of keys, got %s", describeNode(n))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := prefix + k.Value
+		if line, dup := seen[key]; dup {
+			d.failf(k, key, "duplicate key (first set on line %d)", line)
+			continue
+		}
+		seen[key] = k.Line
+		d.c.origin[key] = fmt.Sprintf("%s:%d", d.file, k.Line)
+		switch {
+		case sections[key]:
+			d.mapping(key+".", v)
+		case key == "tls.certificates":
+			d.certificates(key, v)
+		default:
+			f := d.field(key)
+			if f == nil {
+				d.failf(k, key, "unknown key")
+				continue
+			}
+			d.value(f, v)
+		}
+	}
+}
+
+// value sets one field from a scalar or a sequence of scalars.
+func (d *decoder) value(f *field, n *yaml.Node) {
+	n = resolveAlias(n)
+	if f.setList != nil {
+		d.list(f, n)
+		return
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.failf(n, f.key, "expected a single value, got %s", describeNode(n))
+		return
+	}
+	v := n.Value
+	if n.Tag == "!!null" {
+		v = ""
+	}
+	if f.isPath {
+		v = d.c.resolvePath(d.file, v)
+	}
+	if err := f.setString(v); err != nil {
+		d.failf(n, f.key, "%v", err)
+	}
+}
+
+func (d *decoder) list(f *field, n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		f.setList(nil)
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.failf(n, f.key, "expected a list such as [a.example, b.example], got %s", describeNode(n))
+		return
+	}
+	items := make([]string, 0, len(n.Content))
+	for _, it := range n.Content {
+		it = resolveAlias(it)
+		if it.Kind != yaml.ScalarNode {
+			d.failf(it, f.key, "expected a list of strings, got %s in it", describeNode(it))
+			return
+		}
+		items = append(items, it.Value)
+	}
+	f.setList(items)
+}
+
+// certificates decodes tls.certificates, a list of {cert, key} mappings.
+func (d *decoder) certificates(key string, n *yaml.Node) {
+	n = resolveAlias(n)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.failf(n, key, "expected a list of {cert: FILE, key: FILE}, got %s", describeNode(n))
+		return
+	}
+	d.c.TLS.Certificates = nil
+	for i, item := range n.Content {
+		item = resolveAlias(item)
+		ikey := fmt.Sprintf("%s[%d]", key, i)
+		d.c.origin[ikey] = fmt.Sprintf("%s:%d", d.file, item.Line)
+		if item.Kind != yaml.MappingNode {
+			d.failf(item, ikey, "expected {cert: FILE, key: FILE}, got %s", describeNode(item))
+			continue
+		}
+		var pair CertFiles
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], resolveAlias(item.Content[j+1])
+			var dst *string
+			switch k.Value {
+			case "cert":
+				dst = &pair.Cert
+			case "key":
+				dst = &pair.Key
+			default:
+				d.failf(k, ikey+"."+k.Value, "unknown key (want cert and key)")
+				continue
+			}
+			if v.Kind != yaml.ScalarNode {
+				d.failf(v, ikey+"."+k.Value, "expected a file name, got %s", describeNode(v))
+				continue
+			}
+			*dst = d.c.resolvePath(d.file, v.Value)
+		}
+		d.c.TLS.Certificates = append(d.c.TLS.Certificates, pair)
+	}
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}

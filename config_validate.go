@@ -1,0 +1,127 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validate reports every invalid value, each naming its key.
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, c.errorf(key, format, args...))
+	}
+	for i, h := range c.Hosts {
+		if err := checkHost(h); err != nil {
+			bad("hosts", "entry %d: %v", i+1, err)
+		}
+		c.Hosts[i] = strings.ToLower(strings.TrimSuffix(h, "."))
+	}
+	if err := checkAddr(c.Listen.HTTPS); err != nil {
+		bad("listen.https", "%v", err)
+	}
+	if c.Listen.HTTP != "" {
+		if err := checkAddr(c.Listen.HTTP); err != nil {
+			bad("listen.http", "%v", err)
+		}
+	}
+	if p := c.Listen.PublicHTTPSPort; p < 0 || p > 65535 {
+		bad("listen.public_https_port", "must be a port from 1 to 65535, or 0 for the port of listen.https; got %d", p)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.TLS.Source {
+	case sourceSelfSigned:
+	case sourceFiles:
+		if len(c.TLS.Certificates) == 0 {
+			bad("tls.certificates", "tls.source files needs at least one {cert: FILE, key: FILE}")
+		}
+		for i, p := range c.TLS.Certificates {
+			key := fmt.Sprintf("tls.certificates[%d]", i)
+			if p.Cert == "" || p.Key == "" {
+				bad(key, "needs both cert and key")
+			}
+		}
+	case sourceACME:
+		bad("tls.source", "acme is not supported yet; use self-signed or files")
+	default:
+		bad("tls.source", "must be one of self-signed, files; got %q", c.TLS.Source)
+	}
+	if _, ok := tlsVersions[c.TLS.MinVersion]; !ok {
+		bad("tls.min_version", `must be "1.2" or "1.3"; got %q`, c.TLS.MinVersion)
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"limits.read_header_timeout", c.Limits.ReadHeaderTimeout},
+		{"limits.read_timeout", c.Limits.ReadTimeout},
+		{"limits.write_timeout", c.Limits.WriteTimeout},
+		{"limits.idle_timeout", c.Limits.IdleTimeout},
+	} {
+		if t.d <= 0 {
+			bad(t.key, "must be positive; got %v", t.d)
+		}
+	}
+	if c.Limits.ShutdownTimeout < 0 {
+		bad("limits.shutdown_timeout", "must not be negative")
+	}
+	if n := c.Limits.MaxHeaderBytes; n < 1024 || n > 1<<20 {
+		bad("limits.max_header_bytes", "must be from 1024 to 1048576; got %d", n)
+	}
+	if _, ok := logLevels[c.Log.Level]; !ok {
+		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "must be text or json; got %q", c.Log.Format)
+	}
+	return errs
+}
+
+var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+
+// checkAddr accepts HOST:PORT with an optional host and a numeric port.
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be HOST:PORT or :PORT, such as :8443; got %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port must be a number from 0 to 65535; got %q", addr)
+	}
+	if host != "" && strings.ContainsAny(host, " /") {
+		return fmt.Errorf("invalid host in %q", addr)
+	}
+	return nil
+}
+
+// checkHost accepts a DNS name, a "*.example.com" wildcard or an IP literal.
+func checkHost(h string) error {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil
+	}
+	name := strings.TrimSuffix(h, ".")
+	if rest, ok := strings.CutPrefix(name, "*."); ok {
+		name = rest
+	}
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q is not a host name", h)
+		}
+		for _, ch := range label {
+			if !(ch == '-' || '0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z') {
+				return fmt.Errorf("%q is not a host name (use the ASCII/punycode form, no ports or paths)", h)
+			}
+		}
+	}
+	return nil
+}

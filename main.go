@@ -1,0 +1,130 @@
+// Command httpsd serves a small web app over HTTPS by itself: TLS with
+// certificates from PEM files or a local CA, HTTP/2, redirects from plain
+// HTTP, and safe limits, in one process. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	err := run(context.Background(), os.Args, os.LookupEnv, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "httpsd:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+const usage = `Usage:
+  httpsd [serve] [-config FILE]   serve HTTPS (the default command)
+  httpsd check [-config FILE]     validate the config and certificate files, then exit
+  httpsd version                  print the version
+
+The config file is -config, else $HTTPSD_CONFIG, else ./config.yaml if it
+exists, else the built-in defaults. HTTPSD_* variables override its keys,
+e.g. HTTPSD_LISTEN_HTTPS=:443.
+
+Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or config error.
+`
+
+// usageError marks errors that exit with status 2: bad flags, a bad config
+// or bad certificate files.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var u usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &u):
+		return 2
+	}
+	return 1
+}
+
+// run is httpsd's whole life: it parses args (args[0] is the program name),
+// reads the configuration through lookupEnv, and runs a command until it
+// ends or ctx is cancelled (SIGINT and SIGTERM cancel it too).
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cmd, rest := "serve", args[1:]
+	if len(rest) > 0 && !isFlag(rest[0]) {
+		cmd, rest = rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve", "check":
+	case "version":
+		fmt.Fprintf(stdout, "httpsd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Errorf("unknown command %q", cmd)}
+	}
+
+	fs := flag.NewFlagSet("httpsd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configFile := fs.String("config", "", "config `FILE` (default $HTTPSD_CONFIG, else ./config.yaml if present)")
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		fmt.Fprint(stderr, usage)
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+
+	file, err := configPath(*configFile, lookupEnv)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg, err := loadConfig(file, lookupEnv)
+	if err != nil {
+		return usageError{err}
+	}
+	if cmd == "check" {
+		return check(cfg, file, stdout)
+	}
+	return serve(ctx, cfg, stderr)
+}
+
+func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' }
+
+// configPath picks the config file: the flag, $HTTPSD_CONFIG, or
+// ./config.yaml when it exists; "" means built-in defaults only.
+func configPath(flagValue string, lookupEnv func(string) (string, bool)) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if v, ok := lookupEnv("HTTPSD_CONFIG"); ok && v != "" {
+		return v, nil
+	}
+	if _, err := os.Stat("config.yaml"); err == nil {
+		return "config.yaml", nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	return "", nil
+}

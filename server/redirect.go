@@ -1,0 +1,33 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// redirectHandler answers every plain-HTTP request for a served host with a
+// 308 to the same path and query over HTTPS on port (left out when 0 or
+// 443), and 421 for any other host, so it is never an open redirect.
+func redirectHandler(hosts hostSet, port int) http.Handler {
+	suffix := ""
+	if port != 0 && port != 443 {
+		suffix = ":" + strconv.Itoa(port)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := hostOnly(r.Host)
+		if !hosts.contains(host) {
+			http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
+			return
+		}
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		uri := r.URL.RequestURI()
+		if !strings.HasPrefix(uri, "/") {
+			uri = "/"
+		}
+		w.Header().Set("Location", "https://"+host+suffix+uri)
+		w.WriteHeader(http.StatusPermanentRedirect)
+	})
+}
