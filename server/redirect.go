@@ -15,7 +15,7 @@ func redirectHandler(hosts hostSet, port int) http.Handler {
 		suffix = ":" + strconv.Itoa(port)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := hostOnly(r.Host)
+		host := normalizeHost(hostOnly(r.Host))
 		if !hosts.contains(host) {
 			http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
 			return

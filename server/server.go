@@ -68,6 +68,8 @@ func (l Limits) withDefaults() Limits {
 
 // Server serves the app over HTTPS and redirects plain HTTP to it.
 type Server struct {
+	opts  Options // with defaults applied
+	hosts hostSet
 	https *http.Server
 	http  *http.Server
 }
@@ -92,6 +94,8 @@ func New(opts Options) *Server {
 		}
 	}
 	return &Server{
+		opts:  opts,
+		hosts: hosts,
 		https: newServer(appHandler(opts, hosts), TLSConfig(opts.GetCertificate, opts.MinVersion)),
 		http:  newServer(redirectHandler(hosts, opts.HTTPSPort), nil),
 	}
