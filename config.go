@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -102,6 +103,7 @@ func loadConfig(file string, lookupEnv func(string) (string, bool)) (*Config, er
 		errs = append(errs, c.decodeYAML(file, data)...)
 	}
 	errs = append(errs, c.applyEnv(lookupEnv)...)
+	c.normalize()
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -163,6 +165,23 @@ func (c *Config) resolvePath(file, p string) string {
 		return p
 	}
 	return filepath.Join(filepath.Dir(file), p)
+}
+
+// normalize puts values in canonical form: clean paths, host names in
+// lower case without a trailing dot, nil for empty lists.
+func (c *Config) normalize() {
+	if c.DataDir != "" {
+		c.DataDir = filepath.Clean(c.DataDir)
+	}
+	for i, h := range c.Hosts {
+		c.Hosts[i] = strings.ToLower(strings.TrimSuffix(h, "."))
+	}
+	if len(c.Hosts) == 0 {
+		c.Hosts = nil
+	}
+	if len(c.TLS.Certificates) == 0 {
+		c.TLS.Certificates = nil
+	}
 }
 
 // errorf formats a problem with key, prefixed by where its value came from.

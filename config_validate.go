@@ -20,7 +20,6 @@ func (c *Config) validate() []error {
 		if err := checkHost(h); err != nil {
 			bad("hosts", "entry %d: %v", i+1, err)
 		}
-		c.Hosts[i] = strings.ToLower(strings.TrimSuffix(h, "."))
 	}
 	if err := checkAddr(c.Listen.HTTPS); err != nil {
 		bad("listen.https", "%v", err)
@@ -40,7 +39,7 @@ func (c *Config) validate() []error {
 	case sourceSelfSigned:
 	case sourceFiles:
 		if len(c.TLS.Certificates) == 0 {
-			bad("tls.certificates", "tls.source files needs at least one {cert: FILE, key: FILE}")
+			bad("tls.source", "files needs at least one tls.certificates entry {cert: FILE, key: FILE}")
 		}
 		for i, p := range c.TLS.Certificates {
 			key := fmt.Sprintf("tls.certificates[%d]", i)
