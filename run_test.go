@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// logBuffer collects what run writes to stderr, safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// find returns the first JSON log line whose msg starts with msg, or nil.
+func (b *logBuffer) find(msg string) map[string]any {
+	for _, line := range strings.Split(b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		if s, _ := m["msg"].(string); strings.HasPrefix(s, msg) {
+			return m
+		}
+	}
+	return nil
+}
+
+// running is a run call serving in the background.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+	logs   *logBuffer
+	https  string // 127.0.0.1:PORT
+	http   string
+}
+
+// startRun calls run with args and the environment vars in a goroutine and
+// waits for its start-up log line. The config must log JSON.
+func startRun(t *testing.T, vars map[string]string, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1), logs: &logBuffer{}}
+	go func() {
+		r.done <- run(ctx, append([]string{"httpsd"}, args...), env(vars), os.Stdout, r.logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			t.Error("run did not return within 10s of cancel")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := r.logs.find("httpsd serving"); m != nil {
+			r.https, _ = m["https"].(string)
+			r.http, _ = m["http"].(string)
+			return r
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("run returned before serving: %v\n%s", err, r.logs)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no start-up line within 10s:\n%s", r.logs)
+	return nil
+}
+
+// stop cancels run and checks that it returns nil.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("run after cancel = %v, want nil", err)
+		}
+		r.done <- err // for Cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return within 10s of cancel")
+	}
+}
+
+// caPool reads a PEM CA file into a pool holding only it.
+func caPool(t *testing.T, file string) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", file)
+	}
+	return pool
+}
+
+// clientFor returns an HTTPS client that trusts only roots and connects to
+// addr whatever the URL's host, like curl --resolve.
+func clientFor(roots *x509.CertPool, addr string) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			ForceAttemptHTTP2: true,
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       10 * time.Second,
+	}
+}
+
+// port returns the port of a host:port address.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// dataDirEnv returns the environment for testdata/e2e.yaml with a fresh
+// data_dir, and that directory.
+func dataDirEnv(t *testing.T) (map[string]string, string) {
+	dir := filepath.Join(t.TempDir(), "data")
+	return map[string]string{"HTTPSD_DATA_DIR": dir}, dir
+}
