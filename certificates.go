@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
-	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,27 +18,73 @@ var defaultSelfSignedHosts = []string{"localhost", "127.0.0.1", "::1"}
 // expiryWarning is how close to its end a certificate draws a warning.
 const expiryWarning = 14 * 24 * time.Hour
 
-// loadCertificates returns the certificates to serve and the hosts to
-// answer for: hosts as configured, else the source's default.
-func loadCertificates(cfg *Config, now time.Time) (*certs.Set, []string, error) {
-	hosts := cfg.Hosts
+// certSource is what serve needs from the configured certificate source.
+type certSource struct {
+	hosts          []string // as configured, else the source's default
+	getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	set            *certs.Set  // self-signed and files
+	acme           *certs.ACME // acme
+}
+
+// loadCertificates sets up the configured source: it loads the files,
+// loads or creates the local CA, or prepares ACME (which issues once Run).
+func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger) (*certSource, error) {
+	src := &certSource{hosts: cfg.Hosts}
+	var err error
 	switch cfg.TLS.Source {
 	case sourceFiles:
-		set, err := certs.Files(certPairs(cfg.TLS.Certificates), now)
-		if err != nil {
-			return nil, nil, err
+		if src.set, err = certs.Files(certPairs(cfg.TLS.Certificates), now); err != nil {
+			return nil, err
 		}
-		if len(hosts) == 0 {
-			hosts = set.Names()
+		if len(src.hosts) == 0 {
+			src.hosts = src.set.Names()
 		}
-		return set, hosts, nil
+	case sourceACME:
+		if src.acme, err = newACME(cfg, logger); err != nil {
+			return nil, err
+		}
+		src.getCertificate = src.acme.GetCertificate
+		return src, nil
 	default:
-		if len(hosts) == 0 {
-			hosts = defaultSelfSignedHosts
+		if len(src.hosts) == 0 {
+			src.hosts = defaultSelfSignedHosts
 		}
-		set, err := certs.LocalCA(cfg.DataDir, hosts, now)
-		return set, hosts, err
+		if src.set, err = certs.LocalCA(cfg.DataDir, src.hosts, now); err != nil {
+			return nil, err
+		}
 	}
+	src.getCertificate = src.set.GetCertificate
+	return src, nil
+}
+
+// acmeCacheDir is where ACME keeps its account key and certificates.
+func acmeCacheDir(cfg *Config) string { return filepath.Join(cfg.DataDir, "acme") }
+
+func newACME(cfg *Config, logger *slog.Logger) (*certs.ACME, error) {
+	a := cfg.TLS.ACME
+	opts := certs.ACMEOptions{
+		Hosts:        cfg.Hosts,
+		CacheDir:     acmeCacheDir(cfg),
+		DirectoryURL: a.Directory,
+		Email:        a.Email,
+		RenewBefore:  a.RenewBefore,
+		EABKeyID:     a.EAB.KID,
+		Logger:       logger,
+	}
+	if a.CARoots != "" {
+		pool, err := certs.LoadRoots(a.CARoots)
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme.ca_roots: %w", err)
+		}
+		opts.CARoots = pool
+	}
+	if a.EAB.HMACKey != "" {
+		opts.EABKey, _ = decodeBase64URL(a.EAB.HMACKey) // validated
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	return certs.NewACME(opts)
 }
 
 func certPairs(files []CertFiles) []certs.Pair {
@@ -63,40 +111,4 @@ func certWarnings(set *certs.Set, hosts []string, now time.Time) []string {
 		}
 	}
 	return warns
-}
-
-// check validates what serve would load without creating anything and
-// prints a summary; problems are errors that exit with status 2.
-func check(cfg *Config, file string, stdout io.Writer) error {
-	now := time.Now()
-	if file == "" {
-		file = "(built-in defaults)"
-	}
-	var set *certs.Set
-	hosts := cfg.Hosts
-	switch cfg.TLS.Source {
-	case sourceFiles:
-		var err error
-		if set, hosts, err = loadCertificates(cfg, now); err != nil {
-			return usageError{err}
-		}
-	default:
-		if len(hosts) == 0 {
-			hosts = defaultSelfSignedHosts
-		}
-		exists, err := certs.CheckLocalCA(cfg.DataDir, now)
-		if err != nil {
-			return usageError{err}
-		}
-		if !exists {
-			fmt.Fprintf(stdout, "local CA: none yet; serve will create %s\n", filepath.Join(cfg.DataDir, certs.CACertFile))
-		}
-	}
-	if set != nil {
-		for _, w := range certWarnings(set, hosts, now) {
-			fmt.Fprintln(stdout, "warning:", w)
-		}
-	}
-	fmt.Fprintf(stdout, "%s: ok (source %s, hosts %s, https %s)\n", file, cfg.TLS.Source, strings.Join(hosts, ","), cfg.Listen.HTTPS)
-	return nil
 }

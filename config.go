@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"httpsd/certs"
 )
 
 // Config is httpsd's configuration: config.yaml, then HTTPSD_* environment
@@ -39,6 +41,22 @@ type TLSConfig struct {
 	MinVersion   string
 	HSTSMaxAge   time.Duration // 0 = default for the source, < 0 = off
 	Certificates []CertFiles
+	ACME         ACMEConfig
+}
+
+// ACMEConfig holds the tls.acme: section.
+type ACMEConfig struct {
+	Email       string
+	Directory   string // a URL, or "letsencrypt" / "letsencrypt-staging"
+	CARoots     string // PEM file trusted for the directory's HTTPS
+	RenewBefore time.Duration
+	EAB         EABConfig
+}
+
+// EABConfig holds tls.acme.eab: External Account Binding.
+type EABConfig struct {
+	KID     string
+	HMACKey string // base64url
 }
 
 // CertFiles is one tls.certificates entry.
@@ -75,7 +93,8 @@ func defaultConfig() *Config {
 	return &Config{
 		Listen:  ListenConfig{HTTPS: ":8443", HTTP: ":8080"},
 		DataDir: "./data",
-		TLS:     TLSConfig{Source: sourceSelfSigned, MinVersion: "1.2"},
+		TLS: TLSConfig{Source: sourceSelfSigned, MinVersion: "1.2",
+			ACME: ACMEConfig{Directory: certs.LetsEncryptURL}},
 		Limits: LimitsConfig{
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -181,6 +200,12 @@ func (c *Config) normalize() {
 	}
 	if len(c.TLS.Certificates) == 0 {
 		c.TLS.Certificates = nil
+	}
+	switch c.TLS.ACME.Directory {
+	case "letsencrypt":
+		c.TLS.ACME.Directory = certs.LetsEncryptURL
+	case "letsencrypt-staging":
+		c.TLS.ACME.Directory = certs.LetsEncryptStagingURL
 	}
 }
 

@@ -29,6 +29,12 @@ func (c *Config) fields() []field {
 		stringField("tls.source", &c.TLS.Source),
 		stringField("tls.min_version", &c.TLS.MinVersion),
 		durationField("tls.hsts_max_age", &c.TLS.HSTSMaxAge),
+		stringField("tls.acme.email", &c.TLS.ACME.Email),
+		stringField("tls.acme.directory", &c.TLS.ACME.Directory),
+		pathField("tls.acme.ca_roots", &c.TLS.ACME.CARoots),
+		durationField("tls.acme.renew_before", &c.TLS.ACME.RenewBefore),
+		stringField("tls.acme.eab.kid", &c.TLS.ACME.EAB.KID),
+		stringField("tls.acme.eab.hmac_key", &c.TLS.ACME.EAB.HMACKey),
 		durationField("limits.read_header_timeout", &c.Limits.ReadHeaderTimeout),
 		durationField("limits.read_timeout", &c.Limits.ReadTimeout),
 		durationField("limits.write_timeout", &c.Limits.WriteTimeout),
@@ -42,7 +48,7 @@ func (c *Config) fields() []field {
 }
 
 // sections are the keys whose values are mappings of further keys.
-var sections = map[string]bool{"listen": true, "tls": true, "limits": true, "log": true}
+var sections = map[string]bool{"listen": true, "tls": true, "tls.acme": true, "tls.acme.eab": true, "limits": true, "log": true}
 
 func stringField(key string, p *string) field {
 	return field{key: key, setString: func(s string) error { *p = s; return nil }}

@@ -44,7 +44,7 @@ func TestConfigFull(t *testing.T) {
 		DataDir: filepath.Join("testdata", "state"),
 		TLS: TLSConfig{Source: "files", MinVersion: "1.3", HSTSMaxAge: 24 * time.Hour, Certificates: []CertFiles{
 			{Cert: filepath.Join("testdata", "certs/example.crt"), Key: "/abs/example.key"},
-		}},
+		}, ACME: ACMEConfig{Directory: "https://acme-v02.api.letsencrypt.org/directory"}},
 		Limits: LimitsConfig{ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second,
 			IdleTimeout: time.Minute, MaxHeaderBytes: 8192, ShutdownTimeout: 3 * time.Second},
 		Log: LogConfig{Level: "debug", Format: "json", Access: false},
@@ -95,7 +95,7 @@ func TestConfigBadEnv(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{map[string]string{"HTTPSD_TLS_SOURCE": "x"}, `env HTTPSD_TLS_SOURCE: tls.source: must be one of self-signed, files; got "x"`},
+		{map[string]string{"HTTPSD_TLS_SOURCE": "x"}, `env HTTPSD_TLS_SOURCE: tls.source: must be one of self-signed, files, acme; got "x"`},
 		{map[string]string{"HTTPSD_LIMITS_READ_TIMEOUT": "soon"}, `env HTTPSD_LIMITS_READ_TIMEOUT: limits.read_timeout: not a duration such as 30s, 5m or 1h: "soon"`},
 		{map[string]string{"HTTPSD_LISTEN_HTTPS": ""}, `env HTTPSD_LISTEN_HTTPS: listen.https: must be HOST:PORT or :PORT, such as :8443; got ""`},
 		{map[string]string{"HTTPSD_LOG_ACCESS": "yes please", "HTTPSD_HOSTS": "a.example,-b"},

@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -48,9 +50,9 @@ func (c *Config) validate() []error {
 			}
 		}
 	case sourceACME:
-		bad("tls.source", "acme is not supported yet; use self-signed or files")
+		errs = append(errs, c.validateACME()...)
 	default:
-		bad("tls.source", "must be one of self-signed, files; got %q", c.TLS.Source)
+		bad("tls.source", "must be one of self-signed, files, acme; got %q", c.TLS.Source)
 	}
 	if _, ok := tlsVersions[c.TLS.MinVersion]; !ok {
 		bad("tls.min_version", `must be "1.2" or "1.3"; got %q`, c.TLS.MinVersion)
@@ -123,4 +125,48 @@ func checkHost(h string) error {
 		}
 	}
 	return nil
+}
+
+// validateACME checks the tls.acme section and that hosts are names a
+// public CA can issue for.
+func (c *Config) validateACME() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, c.errorf(key, format, args...))
+	}
+	if len(c.Hosts) == 0 {
+		bad("tls.source", "acme needs hosts: the DNS names to get certificates for")
+	}
+	for i, h := range c.Hosts {
+		if checkHost(h) != nil {
+			continue // reported by validate
+		}
+		if _, err := netip.ParseAddr(h); err == nil || strings.HasPrefix(h, "*.") || !strings.Contains(h, ".") || strings.HasSuffix(h, ".localhost") {
+			bad("hosts", "entry %d: acme needs dotted DNS names, no IP addresses, localhost or wildcards; got %q", i+1, h)
+		}
+	}
+	a := c.TLS.ACME
+	if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		bad("tls.acme.directory", `must be an https:// URL, "letsencrypt" or "letsencrypt-staging"; got %q`, a.Directory)
+	}
+	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t,;<>")) {
+		bad("tls.acme.email", "not an email address: %q", a.Email)
+	}
+	if a.RenewBefore < 0 {
+		bad("tls.acme.renew_before", "must not be negative")
+	}
+	switch {
+	case (a.EAB.KID == "") != (a.EAB.HMACKey == ""):
+		bad("tls.acme.eab", "needs both kid and hmac_key, or neither")
+	case a.EAB.HMACKey != "":
+		if _, err := decodeBase64URL(a.EAB.HMACKey); err != nil {
+			bad("tls.acme.eab.hmac_key", "not base64url: %v", err)
+		}
+	}
+	return errs
+}
+
+// decodeBase64URL decodes base64url with or without padding.
+func decodeBase64URL(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }

@@ -28,14 +28,19 @@ func main() {
 
 const usage = `Usage:
   httpsd [serve] [-config FILE]   serve HTTPS (the default command)
-  httpsd check [-config FILE]     validate the config and certificate files, then exit
+  httpsd check [-config FILE] [-online [-resolver HOST:PORT]]
+                                  validate the config and certificate files, then exit;
+                                  -online also checks the ACME directory, data_dir and DNS
+  httpsd certs [-config FILE]     list the certificates served, with their expiry
   httpsd version                  print the version
 
 The config file is -config, else $HTTPSD_CONFIG, else ./config.yaml if it
 exists, else the built-in defaults. HTTPSD_* variables override its keys,
 e.g. HTTPSD_LISTEN_HTTPS=:443.
 
-Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage or config error.
+Exit codes: 0 clean shutdown, 1 runtime failure (or check -online found a
+blocking problem, or certs found an expired certificate), 2 usage or config
+error.
 `
 
 // usageError marks errors that exit with status 2: bad flags, a bad config
@@ -68,7 +73,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
-	case "serve", "check":
+	case "serve", "check", "certs":
 	case "version":
 		fmt.Fprintf(stdout, "httpsd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
@@ -83,6 +88,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	fs := flag.NewFlagSet("httpsd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configFile := fs.String("config", "", "config `FILE` (default $HTTPSD_CONFIG, else ./config.yaml if present)")
+	online, resolver := new(bool), new(string)
+	if cmd == "check" {
+		fs.BoolVar(online, "online", false, "also check the ACME directory, data_dir and DNS")
+		fs.StringVar(resolver, "resolver", "", "DNS server `HOST:PORT` for -online")
+	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -104,8 +114,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return usageError{err}
 	}
-	if cmd == "check" {
-		return check(cfg, file, stdout)
+	switch cmd {
+	case "check":
+		return check(ctx, cfg, file, *online, *resolver, stdout)
+	case "certs":
+		return listCerts(cfg, stdout)
 	}
 	return serve(ctx, cfg, stderr)
 }

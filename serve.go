@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/acme"
+
 	"httpsd/certs"
 	"httpsd/server"
 )
@@ -22,13 +24,16 @@ import (
 func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
 	now := time.Now()
-	set, hosts, err := loadCertificates(cfg, now)
+	src, err := loadCertificates(cfg, now, logger)
 	if err != nil {
 		return usageError{err}
 	}
-	for _, w := range certWarnings(set, hosts, now) {
-		logger.Warn(w)
+	if src.set != nil {
+		for _, w := range certWarnings(src.set, src.hosts, now) {
+			logger.Warn(w)
+		}
 	}
+	hosts := src.hosts
 
 	lnTLS, err := net.Listen("tcp", cfg.Listen.HTTPS)
 	if err != nil {
@@ -47,9 +52,9 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		httpsPort = cfg.Listen.PublicHTTPSPort
 	}
 
-	srv := server.New(server.Options{
+	opts := server.Options{
 		Hosts:          hosts,
-		GetCertificate: set.GetCertificate,
+		GetCertificate: src.getCertificate,
 		MinVersion:     tlsVersions[cfg.TLS.MinVersion],
 		HSTSMaxAge:     hstsMaxAge(cfg.TLS),
 		HTTPSPort:      httpsPort,
@@ -62,7 +67,12 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 			MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
 		},
 		Logger: logger,
-	})
+	}
+	if src.acme != nil {
+		opts.ExtraALPN = []string{acme.ALPNProto}
+		opts.WrapRedirect = src.acme.HTTPHandler
+	}
+	srv := server.New(opts)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(lnTLS) }()
 	httpAddr := "off"
@@ -76,6 +86,9 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		startAttrs = append(startAttrs, "try", tryCommand(cfg.DataDir, hosts, lnTLS.Addr()))
 	}
 	logger.Info("httpsd serving", startAttrs...)
+	if src.acme != nil {
+		go src.acme.Run(ctx)
+	}
 
 	var serveErr error
 	select {

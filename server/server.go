@@ -24,6 +24,12 @@ type Options struct {
 	Hosts []string
 	// GetCertificate supplies the certificate for each TLS handshake.
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// ExtraALPN lists ALPN protocols offered after h2 and http/1.1, such as
+	// "acme-tls/1" for ACME tls-alpn-01 challenges; nil adds none.
+	ExtraALPN []string
+	// WrapRedirect wraps the plain-HTTP redirect handler, e.g. to answer
+	// ACME http-01 challenges before redirecting; nil serves redirects only.
+	WrapRedirect func(http.Handler) http.Handler
 	// MinVersion is the lowest TLS version accepted; zero means TLS 1.2.
 	MinVersion uint16
 	// HSTSMaxAge is sent as Strict-Transport-Security max-age; zero or
@@ -93,11 +99,15 @@ func New(opts Options) *Server {
 			ErrorLog:          newErrorLog(opts.Logger),
 		}
 	}
+	redirect := redirectHandler(hosts, opts.HTTPSPort)
+	if opts.WrapRedirect != nil {
+		redirect = opts.WrapRedirect(redirect)
+	}
 	return &Server{
 		opts:  opts,
 		hosts: hosts,
-		https: newServer(appHandler(opts, hosts), TLSConfig(opts.GetCertificate, opts.MinVersion)),
-		http:  newServer(redirectHandler(hosts, opts.HTTPSPort), nil),
+		https: newServer(appHandler(opts, hosts), TLSConfig(opts.GetCertificate, opts.MinVersion, opts.ExtraALPN...)),
+		http:  newServer(redirect, nil),
 	}
 }
 

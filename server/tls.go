@@ -15,17 +15,17 @@ var cipherSuites = []uint16{
 }
 
 // TLSConfig returns the server TLS settings: TLS 1.2 or minVersion if
-// higher, AEAD suites only, ALPN h2 and http/1.1, and Go's default key
-// exchanges (post-quantum X25519MLKEM768 first). A zero minVersion means
-// TLS 1.2.
-func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), minVersion uint16) *tls.Config {
+// higher, AEAD suites only, ALPN h2, http/1.1 and extraALPN, and Go's
+// default key exchanges (post-quantum X25519MLKEM768 first). A zero
+// minVersion means TLS 1.2.
+func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), minVersion uint16, extraALPN ...string) *tls.Config {
 	if minVersion < tls.VersionTLS12 {
 		minVersion = tls.VersionTLS12
 	}
 	return &tls.Config{
 		MinVersion:     minVersion,
 		CipherSuites:   cipherSuites,
-		NextProtos:     []string{"h2", "http/1.1"},
+		NextProtos:     append([]string{"h2", "http/1.1"}, extraALPN...),
 		GetCertificate: getCert,
 	}
 }

@@ -1,0 +1,260 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// Let's Encrypt's directories.
+const (
+	LetsEncryptURL        = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStagingURL = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// ACMEOptions configures ACME. Zero fields take the defaults in comments.
+type ACMEOptions struct {
+	Hosts        []string       // DNS names to get certificates for; others are refused
+	CacheDir     string         // account key and certificates (0700 dir, 0600 files)
+	DirectoryURL string         // LetsEncryptURL
+	Email        string         // contact address; none
+	CARoots      *x509.CertPool // roots trusted for the directory's HTTPS; system roots
+	RenewBefore  time.Duration  // autocert's default (a third of the lifetime, at most 30 days)
+	EABKeyID     string         // External Account Binding key ID; none
+	EABKey       []byte         // External Account Binding HMAC key
+	Logger       *slog.Logger   // discards when nil
+	MinBackoff   time.Duration  // 1 minute: first wait after a failure, doubling
+	MaxBackoff   time.Duration  // 1 hour
+}
+
+// ACME obtains and renews certificates with autocert, wrapped to issue at
+// start-up, back off per host after failures, log why a challenge failed,
+// and log every issued and renewed certificate.
+type ACME struct {
+	mu     sync.Mutex // guards the fields of every hostState but its mu
+	m      *autocert.Manager
+	hosts  map[string]*hostState
+	logger *slog.Logger
+	// seenAuthz holds the failed challenges already logged, guarded by mu.
+	seenAuthz map[string]bool
+	min       time.Duration
+	max       time.Duration
+}
+
+// hostState is one host's issuance state.
+type hostState struct {
+	name string
+	mu   sync.Mutex // held while an attempt runs, so attempts never overlap
+	// Guarded by ACME.mu:
+	ready    bool      // a certificate has been obtained or loaded
+	failures int       // consecutive failed attempts
+	next     time.Time // no attempt before this after a failure
+	lastErr  error
+	lastLog  time.Time // last "no certificate yet" log line
+	notAfter time.Time // of the certificate last stored
+}
+
+// NewACME returns an ACME source for opts; call Run to issue in the
+// background.
+func NewACME(opts ACMEOptions) (*ACME, error) {
+	if len(opts.Hosts) == 0 {
+		return nil, errors.New("certs: acme needs at least one host")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.DirectoryURL == "" {
+		opts.DirectoryURL = LetsEncryptURL
+	}
+	a := &ACME{hosts: map[string]*hostState{}, seenAuthz: map[string]bool{}, logger: opts.Logger, min: opts.MinBackoff, max: opts.MaxBackoff}
+	if a.min <= 0 {
+		a.min = time.Minute
+	}
+	if a.max <= 0 {
+		a.max = time.Hour
+	}
+	for _, h := range opts.Hosts {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		a.hosts[h] = &hostState{name: h}
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if opts.CARoots != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: opts.CARoots}
+	}
+	a.m = &autocert.Manager{
+		Prompt:      autocert.AcceptTOS,
+		HostPolicy:  a.hostPolicy,
+		Cache:       observedCache{Cache: autocert.DirCache(opts.CacheDir), put: a.certStored},
+		RenewBefore: opts.RenewBefore,
+		Email:       opts.Email,
+		Client: &acme.Client{
+			DirectoryURL: opts.DirectoryURL,
+			HTTPClient:   &http.Client{Transport: challengeObserver{base: transport, failed: a.challengeFailed}, Timeout: time.Minute},
+			UserAgent:    "httpsd",
+		},
+	}
+	if opts.EABKeyID != "" {
+		a.m.ExternalAccountBinding = &acme.ExternalAccountBinding{KID: opts.EABKeyID, Key: opts.EABKey}
+	}
+	return a, nil
+}
+
+func (a *ACME) hostPolicy(_ context.Context, host string) error {
+	if _, ok := a.hosts[strings.ToLower(host)]; !ok {
+		return fmt.Errorf("certs: acme: host %q is not in hosts", host)
+	}
+	return nil
+}
+
+// GetCertificate answers TLS handshakes: ACME tls-alpn-01 challenges, and
+// the certificate of a configured host. It prefers ECDSA P-256 whenever the
+// client can verify it. While a host without a certificate is backing off
+// after a failure, its handshakes fail at once instead of calling the CA.
+func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
+		return a.m.GetCertificate(hello)
+	}
+	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	st, ok := a.hosts[name]
+	if !ok {
+		return nil, fmt.Errorf("certs: acme: no certificate for %q: not in hosts", hello.ServerName)
+	}
+	hello = preferECDSA(hello)
+	a.mu.Lock()
+	ready := st.ready
+	a.mu.Unlock()
+	if ready {
+		return a.m.GetCertificate(hello)
+	}
+	return a.attempt(st, hello)
+}
+
+// HTTPHandler answers ACME http-01 challenges on the plain-HTTP listener
+// and passes every other request to fallback. Unlike autocert's own, it
+// checks the host policy against the Host without its port.
+func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler {
+	h := a.m.HTTPHandler(fallback)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			r2 := r.Clone(r.Context())
+			r2.Host = strings.ToLower(strings.TrimSuffix(hostOnly(r.Host), "."))
+			r = r2
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Run obtains a certificate for every host in the background, from the
+// cache or the CA, retrying failures with exponential backoff, until each
+// host has one or ctx is done. Renewals are autocert's: it renews ahead of
+// expiry and keeps serving the old certificate while renewal fails.
+func (a *ACME) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, st := range a.hosts {
+		wg.Go(func() {
+			retry(ctx, a.min, a.max, func() (bool, time.Time) {
+				_, err := a.attempt(st, ecdsaHello(st.name))
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				return err == nil, st.next
+			})
+		})
+	}
+	wg.Wait()
+}
+
+// attempt gets the certificate for st through autocert, unless st is
+// backing off, and records the outcome.
+func (a *ACME) attempt(st *hostState, hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	a.mu.Lock()
+	ready, next, lastErr := st.ready, st.next, st.lastErr
+	now := time.Now()
+	if !ready && now.Before(next) {
+		logIt := now.Sub(st.lastLog) >= time.Minute
+		if logIt {
+			st.lastLog = now
+		}
+		a.mu.Unlock()
+		err := fmt.Errorf("certs: acme: no certificate for %s yet; next attempt at %s; last error: %v",
+			st.name, next.Format(time.RFC3339), lastErr)
+		if logIt {
+			a.logger.Warn("acme: handshake refused, no certificate yet", "host", st.name,
+				"next_attempt", next.Format(time.RFC3339), "last_error", lastErr)
+		}
+		return nil, err
+	}
+	a.mu.Unlock()
+
+	cert, err := a.m.GetCertificate(hello)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		if !st.ready {
+			a.logger.Info("acme: certificate ready", "host", st.name, "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		st.ready, st.failures, st.lastErr = true, 0, nil
+		return cert, nil
+	}
+	wait := backoff(a.min, a.max, st.failures)
+	st.failures++
+	st.next, st.lastErr = time.Now().Add(wait), err
+	a.logger.Error("acme: certificate failed", "host", st.name, "err", err,
+		"attempt", st.failures, "next_attempt_in", wait)
+	return nil, err
+}
+
+// preferECDSA returns hello, or a copy that autocert reads as ECDSA-capable
+// when the client can verify an ECDSA P-256 certificate. autocert looks for
+// TLS 1.2 ECDSA suites and P-256 among the key-exchange groups, so it would
+// hand RSA to TLS 1.3-only clients and to clients offering only X25519
+// (golang/go#50522), though their signature algorithms allow ECDSA.
+func preferECDSA(hello *tls.ClientHelloInfo) *tls.ClientHelloInfo {
+	if !offersTLS13(hello) || !offersScheme(hello, tls.ECDSAWithP256AndSHA256) {
+		return hello
+	}
+	h := *hello
+	h.CipherSuites = append(append([]uint16(nil), hello.CipherSuites...), tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	h.SupportedCurves = append(append([]tls.CurveID(nil), hello.SupportedCurves...), tls.CurveP256)
+	return &h
+}
+
+func offersTLS13(hello *tls.ClientHelloInfo) bool {
+	for _, v := range hello.SupportedVersions {
+		if v == tls.VersionTLS13 {
+			return true
+		}
+	}
+	return false
+}
+
+func offersScheme(hello *tls.ClientHelloInfo, s tls.SignatureScheme) bool {
+	for _, v := range hello.SignatureSchemes {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ecdsaHello is the hello Run uses to obtain a host's ECDSA certificate.
+func ecdsaHello(host string) *tls.ClientHelloInfo {
+	return &tls.ClientHelloInfo{
+		ServerName:        host,
+		SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12},
+		SignatureSchemes:  []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+		SupportedCurves:   []tls.CurveID{tls.CurveP256},
+		CipherSuites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+	}
+}

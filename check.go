@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"httpsd/certs"
+)
+
+// check validates what serve would load without creating anything and
+// prints a summary; problems are errors that exit with status 2. With
+// online, it also runs onlineChecks, whose blocking findings exit with 1.
+func check(ctx context.Context, cfg *Config, file string, online bool, resolver string, stdout io.Writer) error {
+	now := time.Now()
+	if file == "" {
+		file = "(built-in defaults)"
+	}
+	hosts := cfg.Hosts
+	switch cfg.TLS.Source {
+	case sourceFiles:
+		set, err := certs.Files(certPairs(cfg.TLS.Certificates), now)
+		if err != nil {
+			return usageError{err}
+		}
+		if len(hosts) == 0 {
+			hosts = set.Names()
+		}
+		for _, w := range certWarnings(set, hosts, now) {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
+	case sourceACME:
+		if cfg.TLS.ACME.CARoots != "" {
+			if _, err := certs.LoadRoots(cfg.TLS.ACME.CARoots); err != nil {
+				return usageError{fmt.Errorf("tls.acme.ca_roots: %w", err)}
+			}
+		}
+	default:
+		if len(hosts) == 0 {
+			hosts = defaultSelfSignedHosts
+		}
+		exists, err := certs.CheckLocalCA(cfg.DataDir, now)
+		if err != nil {
+			return usageError{err}
+		}
+		if !exists {
+			fmt.Fprintf(stdout, "local CA: none yet; serve will create %s\n", filepath.Join(cfg.DataDir, certs.CACertFile))
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok (source %s, hosts %s, https %s)\n", file, cfg.TLS.Source, strings.Join(hosts, ","), cfg.Listen.HTTPS)
+	if !online {
+		return nil
+	}
+	if n := onlineChecks(ctx, cfg, hosts, resolver, stdout); n > 0 {
+		return fmt.Errorf("check -online: %d problem(s) would block issuance", n)
+	}
+	return nil
+}
+
+// errExpired reports expired certificates from the certs command.
+var errExpired = errors.New("expired")

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"httpsd/certs"
+)
+
+// onlineChecks looks for whatever would make ACME issuance fail: an
+// unreachable directory, a data_dir that cannot be written, hosts without
+// A/AAAA records. It prints one line per finding and returns how many
+// would block issuance. DNS goes to resolver (HOST:PORT) when not "".
+func onlineChecks(ctx context.Context, cfg *Config, hosts []string, resolver string, out io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	blocked := 0
+	report := func(ok bool, format string, args ...any) {
+		if !ok {
+			blocked++
+			format = "FAIL " + format
+		} else {
+			format = "ok   " + format
+		}
+		fmt.Fprintf(out, format+"\n", args...)
+	}
+	if cfg.TLS.Source == sourceACME {
+		err := fetchDirectory(ctx, cfg.TLS.ACME)
+		report(err == nil, "acme directory %s%s", cfg.TLS.ACME.Directory, hint(err))
+		err = checkWritable(cfg.DataDir)
+		report(err == nil, "data_dir %s writable%s", cfg.DataDir, hint(err))
+	}
+	r := net.DefaultResolver
+	if resolver != "" {
+		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, resolver)
+		}}
+	}
+	for _, h := range hosts {
+		if _, err := netip.ParseAddr(h); err == nil || h == "localhost" || strings.HasPrefix(h, "*.") {
+			continue
+		}
+		addrs, err := r.LookupNetIP(ctx, "ip", h)
+		if err != nil || len(addrs) == 0 {
+			report(false, "host %s: no A/AAAA record (%v); hint: create an A or AAAA record pointing at this server's public address", h, err)
+			continue
+		}
+		line := fmt.Sprintf("host %s: %v", h, addrs)
+		if !anyPublic(addrs) {
+			line += "; note: only non-public addresses, which a public CA cannot reach"
+		}
+		report(true, "%s", line)
+	}
+	return blocked
+}
+
+// hint turns an error into ": error; hint: how to fix it", or "".
+func hint(err error) string {
+	if err == nil {
+		return ""
+	}
+	var unknown x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var dnsErr *net.DNSError
+	h := "check the URL, and that this machine can reach it (firewall, proxy)"
+	switch {
+	case errors.As(err, &unknown), errors.As(err, &hostErr):
+		h = "the directory's TLS certificate is not trusted: for a private or test CA, set tls.acme.ca_roots to its root PEM"
+	case errors.As(err, &dnsErr):
+		h = "the directory's host name does not resolve: check the URL and this machine's DNS"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		h = "nothing listens there: check the URL and that the CA is running"
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
+		h = "make data_dir writable by the user httpsd runs as, on persistent storage"
+	}
+	return ": " + err.Error() + "; hint: " + h
+}
+
+// fetchDirectory GETs the ACME directory and checks it names newNonce,
+// newAccount and newOrder.
+func fetchDirectory(ctx context.Context, a ACMEConfig) error {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if a.CARoots != "" {
+		pool, err := certs.LoadRoots(a.CARoots)
+		if err != nil {
+			return err
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	client := &http.Client{Transport: transport, Timeout: 15 * time.Second}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, "GET", a.Directory, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	var dir struct{ NewNonce, NewAccount, NewOrder string }
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&dir); err != nil {
+		return fmt.Errorf("not an ACME directory: %w", err)
+	}
+	if dir.NewNonce == "" || dir.NewAccount == "" || dir.NewOrder == "" {
+		return errors.New("not an ACME directory: newNonce, newAccount or newOrder missing")
+	}
+	return nil
+}
+
+// checkWritable reports whether dir, or the nearest existing parent that
+// would hold it, is writable, without writing anything.
+func checkWritable(dir string) error {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			if err := syscall.Access(d, 2 /* W_OK */); err != nil {
+				return &os.PathError{Op: "write", Path: d, Err: err}
+			}
+			return nil
+		}
+		if d == filepath.Dir(d) {
+			return fmt.Errorf("no existing parent of %s", dir)
+		}
+	}
+}
+
+func anyPublic(addrs []netip.Addr) bool {
+	for _, a := range addrs {
+		if a.IsGlobalUnicast() && !a.IsPrivate() {
+			return true
+		}
+	}
+	return false
+}
