@@ -41,8 +41,10 @@ type ACMEOptions struct {
 // start-up, back off per host after failures, log why a challenge failed,
 // and log every issued and renewed certificate.
 type ACME struct {
-	mu     sync.Mutex // guards the fields of every hostState but its mu
-	m      *autocert.Manager
+	mu sync.Mutex // guards the fields of every hostState but its mu
+	m  *autocert.Manager
+	// obtain is m.GetCertificate; tests replace it to script failures.
+	obtain func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	hosts  map[string]*hostState
 	logger *slog.Logger
 	// seenAuthz holds the failed challenges already logged, guarded by mu.
@@ -103,6 +105,7 @@ func NewACME(opts ACMEOptions) (*ACME, error) {
 			UserAgent:    "httpsd",
 		},
 	}
+	a.obtain = a.m.GetCertificate
 	if opts.EABKeyID != "" {
 		a.m.ExternalAccountBinding = &acme.ExternalAccountBinding{KID: opts.EABKeyID, Key: opts.EABKey}
 	}
@@ -134,7 +137,7 @@ func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	ready := st.ready
 	a.mu.Unlock()
 	if ready {
-		return a.m.GetCertificate(hello)
+		return a.obtain(hello)
 	}
 	return a.attempt(st, hello)
 }
@@ -197,7 +200,7 @@ func (a *ACME) attempt(st *hostState, hello *tls.ClientHelloInfo) (*tls.Certific
 	}
 	a.mu.Unlock()
 
-	cert, err := a.m.GetCertificate(hello)
+	cert, err := a.obtain(hello)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err == nil {
@@ -211,7 +214,7 @@ func (a *ACME) attempt(st *hostState, hello *tls.ClientHelloInfo) (*tls.Certific
 	st.failures++
 	st.next, st.lastErr = time.Now().Add(wait), err
 	a.logger.Error("acme: certificate failed", "host", st.name, "err", err,
-		"attempt", st.failures, "next_attempt_in", wait)
+		"attempt", st.failures, "next_attempt_in", wait.String())
 	return nil, err
 }
 

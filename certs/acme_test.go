@@ -1,0 +1,162 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// syncBuffer is a log destination safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestACMEBackoffSchedule scripts the CA to fail eight times and checks,
+// on synctest's fake clock, when Run retries: 1 minute doubling to 1 hour.
+// Handshakes during backoff fail at once without reaching the CA.
+func TestACMEBackoffSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		a, err := NewACME(ACMEOptions{Hosts: []string{"a.example"}, CacheDir: t.TempDir(),
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		good, err := LocalCA(t.TempDir(), []string{"a.example"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var mu sync.Mutex
+		var calls []time.Duration
+		a.obtain = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, time.Since(start).Round(time.Second))
+			if len(calls) <= 8 {
+				return nil, errors.New("ca says no")
+			}
+			return good.GetCertificate(hello)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		go func() {
+			a.Run(ctx)
+			close(done)
+		}()
+
+		time.Sleep(30 * time.Second) // inside the first backoff
+		synctest.Wait()
+		count := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(calls)
+		}
+		before := count()
+		_, err = a.GetCertificate(&tls.ClientHelloInfo{ServerName: "a.example"})
+		if err == nil || !strings.Contains(err.Error(), "no certificate for a.example yet; next attempt at") {
+			t.Errorf("handshake during backoff = %v, want a fast failure naming the next attempt", err)
+		}
+		if count() != before {
+			t.Errorf("handshake during backoff called the CA")
+		}
+		if !strings.Contains(logs.String(), "acme: handshake refused, no certificate yet") {
+			t.Errorf("no log line for the refused handshake:\n%s", logs.String())
+		}
+
+		<-done
+		m := time.Minute
+		want := []time.Duration{0, 1 * m, 3 * m, 7 * m, 15 * m, 31 * m, 63 * m, 123 * m, 183 * m}
+		if len(calls) != len(want) {
+			t.Fatalf("CA called at %v, want at %v", calls, want)
+		}
+		for i := range want {
+			if calls[i] != want[i] {
+				t.Errorf("attempt %d at %v, want %v (all: %v)", i+1, calls[i], want[i], calls)
+			}
+		}
+		if got := strings.Count(logs.String(), "acme: certificate failed"); got != 8 {
+			t.Errorf("logged %d failures, want 8 (one per failed attempt)", got)
+		}
+		if !strings.Contains(logs.String(), "next_attempt_in=1h0m0s") {
+			t.Errorf("no failure log with the capped backoff of 1h:\n%s", logs.String())
+		}
+		if _, err := a.GetCertificate(&tls.ClientHelloInfo{ServerName: "a.example"}); err != nil {
+			t.Errorf("handshake after success = %v, want the certificate", err)
+		}
+	})
+}
+
+func TestACMERefusesOtherHosts(t *testing.T) {
+	a, err := NewACME(ACMEOptions{Hosts: []string{"a.example"}, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.obtain = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		t.Fatal("the CA was asked for a host outside hosts")
+		return nil, nil
+	}
+	for _, name := range []string{"b.example", "", "a.example.evil"} {
+		if _, err := a.GetCertificate(&tls.ClientHelloInfo{ServerName: name}); err == nil {
+			t.Errorf("GetCertificate(%q) = nil error, want refused", name)
+		}
+	}
+}
+
+func TestPreferECDSA(t *testing.T) {
+	ecdsaSig := []tls.SignatureScheme{tls.PSSWithSHA256, tls.ECDSAWithP256AndSHA256}
+	tests := []struct {
+		name  string
+		hello tls.ClientHelloInfo
+		want  bool // autocert then sees ECDSA support
+	}{
+		{"TLS 1.3 only", tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS13}, SignatureSchemes: ecdsaSig,
+			CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.X25519MLKEM768, tls.X25519}}, true},
+		{"TLS 1.3 without ECDSA signatures", tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS13},
+			SignatureSchemes: []tls.SignatureScheme{tls.PSSWithSHA256}, CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}}, false},
+		{"TLS 1.2 RSA only", tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS12}, SignatureSchemes: ecdsaSig,
+			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256}}, false},
+	}
+	for _, tt := range tests {
+		h := preferECDSA(&tt.hello)
+		got := false
+		for _, s := range h.CipherSuites {
+			got = got || s == tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+		}
+		if got != tt.want {
+			t.Errorf("preferECDSA(%s) offers ECDSA = %v, want %v", tt.name, got, tt.want)
+		}
+		if len(tt.hello.CipherSuites) > 0 && tt.hello.CipherSuites[len(tt.hello.CipherSuites)-1] == tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 && !tt.want {
+			t.Errorf("preferECDSA(%s) changed the client's hello", tt.name)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for failures, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour} {
+		if got := backoff(time.Minute, time.Hour, failures); got != want {
+			t.Errorf("backoff(1m, 1h, %d) = %v, want %v", failures, got, want)
+		}
+	}
+}
