@@ -36,6 +36,8 @@ func TestCommands(t *testing.T) {
 	os.WriteFile(filepath.Join(corruptCA, "ca.crt"), []byte("junk"), 0o644)
 	os.WriteFile(filepath.Join(corruptCA, "ca.key"), []byte("junk"), 0o600)
 	newData := filepath.Join(t.TempDir(), "data")
+	oldCert, oldKey := ca.leaf("old", time.Now().Add(-time.Hour), "old.test")
+	expiredFiles := filesConfig(t, "", [2]string{cert, key}, [2]string{oldCert, oldKey})
 
 	tests := []struct {
 		name string
@@ -59,6 +61,9 @@ func TestCommands(t *testing.T) {
 		{"check corrupt CA", map[string]string{"HTTPSD_DATA_DIR": corruptCA}, []string{"check"}, 2, []string{"certs: local CA:", "no PEM certificate found"}},
 		{"serve bad files", nil, []string{"-config", badFiles}, 2, []string{"certs: read " + missing}},
 		{"serve corrupt CA", map[string]string{"HTTPSD_DATA_DIR": corruptCA, "HTTPSD_LISTEN_HTTPS": "127.0.0.1:0"}, []string{"serve"}, 2, []string{"certs: local CA:"}},
+		{"certs files", nil, []string{"certs", "-config", goodFiles}, 0, []string{"SOURCE", "NOT AFTER", "files ", "ok.test", "ECDSA P-256", "test CA", "DAYS LEFT", cert}},
+		{"certs expired", nil, []string{"certs", "-config", expiredFiles}, 1, []string{"old.test", "EXPIRED", "1 certificate(s) expired"}},
+		{"certs no CA yet", map[string]string{"HTTPSD_DATA_DIR": newData}, []string{"certs"}, 0, []string{"local CA: none yet"}},
 		{"serve bad env", map[string]string{"HTTPSD_LOG_LEVEL": "chatty"}, []string{"serve"}, 2, []string{"env HTTPSD_LOG_LEVEL: log.level"}},
 	}
 	for _, tt := range tests {

@@ -49,8 +49,9 @@ type ACME struct {
 	logger *slog.Logger
 	// seenAuthz holds the failed challenges already logged, guarded by mu.
 	seenAuthz map[string]bool
-	min       time.Duration
-	max       time.Duration
+	min       time.Duration // backoff after the first failure
+	max       time.Duration // longest backoff
+	renew     time.Duration // RenewBefore
 }
 
 // hostState is one host's issuance state.
@@ -62,8 +63,8 @@ type hostState struct {
 	failures int       // consecutive failed attempts
 	next     time.Time // no attempt before this after a failure
 	lastErr  error
-	lastLog  time.Time // last "no certificate yet" log line
-	notAfter time.Time // of the certificate last stored
+	lastLog  time.Time         // last "no certificate yet" log line
+	leaf     *x509.Certificate // the certificate in service
 }
 
 // NewACME returns an ACME source for opts; call Run to issue in the
@@ -78,7 +79,7 @@ func NewACME(opts ACMEOptions) (*ACME, error) {
 	if opts.DirectoryURL == "" {
 		opts.DirectoryURL = LetsEncryptURL
 	}
-	a := &ACME{hosts: map[string]*hostState{}, seenAuthz: map[string]bool{}, logger: opts.Logger, min: opts.MinBackoff, max: opts.MaxBackoff}
+	a := &ACME{hosts: map[string]*hostState{}, seenAuthz: map[string]bool{}, logger: opts.Logger, min: opts.MinBackoff, max: opts.MaxBackoff, renew: opts.RenewBefore}
 	if a.min <= 0 {
 		a.min = time.Minute
 	}
@@ -158,9 +159,10 @@ func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler {
 }
 
 // Run obtains a certificate for every host in the background, from the
-// cache or the CA, retrying failures with exponential backoff, until each
-// host has one or ctx is done. Renewals are autocert's: it renews ahead of
-// expiry and keeps serving the old certificate while renewal fails.
+// cache or the CA, retrying failures with exponential backoff, then
+// watches renewals, until ctx is done. Renewing is autocert's work: it
+// starts ahead of expiry, retries every 30 to 60 minutes, and keeps the old
+// certificate in service while renewal fails; Run logs when it is overdue.
 func (a *ACME) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, st := range a.hosts {
@@ -171,9 +173,48 @@ func (a *ACME) Run(ctx context.Context) {
 				defer a.mu.Unlock()
 				return err == nil, st.next
 			})
+			a.watchRenewal(ctx, st)
 		})
 	}
 	wg.Wait()
+}
+
+// watchRenewal logs, once an hour, while st's certificate is past the
+// time autocert should have renewed it (plus two hours of grace).
+func (a *ACME) watchRenewal(ctx context.Context, st *hostState) {
+	for {
+		a.mu.Lock()
+		leaf := st.leaf
+		a.mu.Unlock()
+		if leaf == nil {
+			return
+		}
+		wait := time.Until(renewalDue(leaf, a.renew).Add(2 * time.Hour))
+		if wait <= 0 {
+			a.logger.Warn("acme: renewal overdue; the current certificate stays in service and autocert retries within the hour",
+				"host", st.name, "not_after", leaf.NotAfter.UTC().Format(time.RFC3339),
+				"days_left", int(time.Until(leaf.NotAfter).Hours()/24))
+			wait = time.Hour
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// renewalDue is when autocert starts renewing leaf: RenewBefore, or a
+// third of the lifetime, at most 30 days, before it expires (plus up to an
+// hour of jitter).
+func renewalDue(leaf *x509.Certificate, renewBefore time.Duration) time.Time {
+	threshold := min(leaf.NotAfter.Sub(leaf.NotBefore)/3, 30*24*time.Hour)
+	if renewBefore > 0 {
+		threshold = min(renewBefore, 30*24*time.Hour)
+	}
+	return leaf.NotAfter.Add(-threshold)
 }
 
 // attempt gets the certificate for st through autocert, unless st is
@@ -205,7 +246,9 @@ func (a *ACME) attempt(st *hostState, hello *tls.ClientHelloInfo) (*tls.Certific
 	defer a.mu.Unlock()
 	if err == nil {
 		if !st.ready {
-			a.logger.Info("acme: certificate ready", "host", st.name, "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			a.logger.Info("acme: certificate ready", "host", st.name, "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339),
+				"renewal_due", renewalDue(cert.Leaf, a.renew).UTC().Format(time.RFC3339))
+			st.leaf = cert.Leaf
 		}
 		st.ready, st.failures, st.lastErr = true, 0, nil
 		return cert, nil

@@ -120,13 +120,13 @@ func (a *ACME) certStored(key string, data []byte) {
 	}
 	a.mu.Lock()
 	event := "issued"
-	if !st.notAfter.IsZero() {
+	if st.leaf != nil {
 		event = "renewed"
 	}
-	st.notAfter = leaf.NotAfter
+	st.leaf = leaf
 	a.mu.Unlock()
 	a.logger.Info("acme: certificate "+event, "host", host, "key", keyType(leaf), "issuer", leaf.Issuer.CommonName,
-		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "renewal_due", renewalDue(leaf, a.renew).UTC().Format(time.RFC3339))
 }
 
 // leafFromPEM returns the first certificate in data, or nil.

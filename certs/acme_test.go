@@ -85,7 +85,9 @@ func TestACMEBackoffSchedule(t *testing.T) {
 			t.Errorf("no log line for the refused handshake:\n%s", logs.String())
 		}
 
-		<-done
+		for count() < 9 {
+			time.Sleep(time.Minute)
+		}
 		m := time.Minute
 		want := []time.Duration{0, 1 * m, 3 * m, 7 * m, 15 * m, 31 * m, 63 * m, 123 * m, 183 * m}
 		if len(calls) != len(want) {
@@ -105,6 +107,33 @@ func TestACMEBackoffSchedule(t *testing.T) {
 		if _, err := a.GetCertificate(&tls.ClientHelloInfo{ServerName: "a.example"}); err != nil {
 			t.Errorf("handshake after success = %v, want the certificate", err)
 		}
+
+		// The local CA's leaf lives 397 days; renewal is due 30 days before
+		// its end. Past that (and the grace), Run warns hourly.
+		leaf := good.Leaves()[0]
+		time.Sleep(time.Until(leaf.NotAfter.Add(-30*24*time.Hour + 2*time.Hour - time.Minute)))
+		synctest.Wait()
+		if strings.Count(logs.String(), "acme: renewal overdue") != 0 {
+			t.Errorf("renewal overdue logged before it was due:\n%s", logs.String())
+		}
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		if n := strings.Count(logs.String(), "acme: renewal overdue"); n != 2 {
+			t.Errorf("renewal overdue logged %d times over 2 hours, want 2:\n%s", n, logs.String())
+		}
+		// A renewal stored through the cache is logged and ends the warnings.
+		renewed, _ := LocalCA(t.TempDir(), []string{"a.example"}, time.Now())
+		a.certStored("a.example", pemBlock("CERTIFICATE", renewed.certs[0].Certificate[0]))
+		if !strings.Contains(logs.String(), "acme: certificate renewed") {
+			t.Errorf("no renewed line:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Hour)
+		synctest.Wait()
+		if n := strings.Count(logs.String(), "acme: renewal overdue"); n != 2 {
+			t.Errorf("renewal overdue logged after the renewal (%d in all)", n)
+		}
+		cancel()
+		<-done
 	})
 }
 
