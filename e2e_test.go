@@ -86,6 +86,27 @@ func TestEndToEndSelfSigned(t *testing.T) {
 		}
 	})
 
+	t.Run("health command", func(t *testing.T) {
+		tests := []struct {
+			vars map[string]string
+			args []string
+			code int
+			want string
+		}{
+			{map[string]string{"HTTPSD_LISTEN_HTTPS": r.https}, nil, 0, "ok https://" + r.https + "/healthz"},
+			{map[string]string{"HTTPSD_LISTEN_HTTPS": ":" + port(r.https)}, nil, 0, "ok https://127.0.0.1:" + port(r.https) + "/healthz"},
+			{nil, []string{"-url", "https://" + r.https + "/healthz"}, 0, "ok"},
+			{nil, []string{"-url", "https://" + r.https + "/nope"}, 1, "404 Not Found"},
+			{map[string]string{"HTTPSD_LISTEN_HTTPS": "127.0.0.1:1"}, nil, 1, "connection refused"},
+		}
+		for _, tt := range tests {
+			code, out, errOut := runCmd(t, tt.vars, append([]string{"health", "-config", "testdata/e2e.yaml"}, tt.args...)...)
+			if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+				t.Errorf("httpsd health %v %v = exit %d %q%q, want %d and %q", tt.vars, tt.args, code, out, errOut, tt.code, tt.want)
+			}
+		}
+	})
+
 	t.Run("tls", func(t *testing.T) {
 		tests := []struct {
 			name   string

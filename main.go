@@ -13,6 +13,10 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+
+	// Mozilla's CA roots, used only where the system has none (the scratch
+	// container image), to reach ACME servers.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -32,6 +36,9 @@ const usage = `Usage:
                                   validate the config and certificate files, then exit;
                                   -online also checks the ACME directory, data_dir and DNS
   httpsd certs [-config FILE]     list the certificates served, with their expiry
+  httpsd health [-config FILE] [-url URL]
+                                  exit 0 if the server answers /healthz (default: the
+                                  HTTPS port on loopback), 1 if not
   httpsd version                  print the version
 
 The config file is -config, else $HTTPSD_CONFIG, else ./config.yaml if it
@@ -73,7 +80,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		cmd, rest = rest[0], rest[1:]
 	}
 	switch cmd {
-	case "serve", "check", "certs":
+	case "serve", "check", "certs", "health":
 	case "version":
 		fmt.Fprintf(stdout, "httpsd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
@@ -88,10 +95,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	fs := flag.NewFlagSet("httpsd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configFile := fs.String("config", "", "config `FILE` (default $HTTPSD_CONFIG, else ./config.yaml if present)")
-	online, resolver := new(bool), new(string)
-	if cmd == "check" {
+	online, resolver, url := new(bool), new(string), new(string)
+	switch cmd {
+	case "check":
 		fs.BoolVar(online, "online", false, "also check the ACME directory, data_dir and DNS")
 		fs.StringVar(resolver, "resolver", "", "DNS server `HOST:PORT` for -online")
+	case "health":
+		fs.StringVar(url, "url", "", "`URL` to GET (default https://127.0.0.1:PORT/healthz)")
 	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,6 +129,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return check(ctx, cfg, file, *online, *resolver, stdout)
 	case "certs":
 		return listCerts(cfg, stdout)
+	case "health":
+		return health(ctx, cfg, *url, stdout)
 	}
 	return serve(ctx, cfg, stderr)
 }

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -90,11 +93,22 @@ func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
 		go src.acme.Run(ctx)
 	}
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-		logger.Error("listener failed", "err", serveErr)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case serveErr = <-errc:
+			logger.Error("listener failed", "err", serveErr)
+			running = false
+		case <-hup:
+			// Until live reload exists, SIGHUP (systemctl reload) must not
+			// kill the server, which is its default action.
+			logger.Warn("SIGHUP: live reload is not supported yet; restart httpsd to apply changes")
+		}
 	}
 	logger.Info("shutting down", "timeout", cfg.Limits.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Limits.ShutdownTimeout)

@@ -1,0 +1,28 @@
+# httpsd as a small, non-root container image.
+#
+#   docker build -t httpsd .
+#   docker run -p 443:443 -p 80:80 -v httpsd-data:/data \
+#     -e HTTPSD_TLS_SOURCE=acme -e HTTPSD_HOSTS=example.com -e HTTPSD_TLS_ACME_EMAIL=you@example.com httpsd
+#
+# GO_IMAGE may name any image with Go 1.26 (scripts/docker-test.sh builds one
+# offline). Modules come from the proxy, or from vendor/ when present.
+ARG GO_IMAGE=golang:1.26-bookworm
+FROM ${GO_IMAGE} AS build
+WORKDIR /src
+COPY . .
+ARG VERSION=dev
+RUN mod=mod; [ -d vendor ] && mod=vendor; \
+    CGO_ENABLED=0 go build -mod=$mod -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/httpsd . && \
+    mkdir -p /out/data && chown 65532:65532 /out/data && chmod 700 /out/data
+
+FROM scratch
+# The binary embeds Mozilla's CA roots (x509roots/fallback) for talking to
+# ACME servers, so the image needs no CA bundle.
+COPY --from=build /out/httpsd /httpsd
+COPY --from=build --chown=65532:65532 /out/data /data
+USER 65532:65532
+ENV HTTPSD_LISTEN_HTTPS=:443 HTTPSD_LISTEN_HTTP=:80 HTTPSD_DATA_DIR=/data
+VOLUME /data
+EXPOSE 80 443
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/httpsd", "health"]
+ENTRYPOINT ["/httpsd"]
