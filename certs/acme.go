@@ -196,12 +196,8 @@ func (a *ACME) watchRenewal(ctx context.Context, st *hostState) {
 				"days_left", int(time.Until(leaf.NotAfter).Hours()/24))
 			wait = time.Hour
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }
