@@ -92,7 +92,7 @@ func TestNoHSTSWhenOff(t *testing.T) {
 func TestPanicRecovery(t *testing.T) {
 	var logs bytes.Buffer
 	opts := Options{Hosts: []string{"localhost"}, Logger: slog.New(slog.NewTextHandler(&logs, nil)), AccessLog: true}
-	h := middleware(opts, newHostSet(opts.Hosts), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := New(opts).app(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		panic("boom")
 	}))
@@ -111,7 +111,7 @@ func TestPanicRecovery(t *testing.T) {
 	}
 
 	// http.ErrAbortHandler is net/http's way to abort a response: let it through.
-	abort := middleware(opts, newHostSet(opts.Hosts), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	abort := New(opts).app(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic(http.ErrAbortHandler)
 	}))
 	defer func() {
@@ -158,7 +158,7 @@ func TestRedirect(t *testing.T) {
 		{8443, "GET", "/x", "localhost@evil.example", 421, ""},
 	}
 	for _, tt := range tests {
-		h := redirectHandler(newHostSet([]string{"localhost", "example.com", "::1"}), tt.port)
+		h := redirectHandler(New(Options{Hosts: []string{"localhost", "example.com", "::1"}}), tt.port)
 		r := httptest.NewRequest(tt.method, "http://"+tt.host+tt.target, nil)
 		r.Host = tt.host
 		w := httptest.NewRecorder()

@@ -10,98 +10,156 @@ import (
 	"time"
 )
 
-// checkHost answers 421 Misdirected Request when the Host header or the
-// TLS SNI names a host that is not served. /healthz is exempt so that
-// probes addressing the server by IP keep working.
-func checkHost(hosts hostSet, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sni := ""
-		if r.TLS != nil {
-			sni = r.TLS.ServerName
-		}
-		if (!hosts.contains(hostOnly(r.Host)) || (sni != "" && !hosts.contains(sni))) && r.URL.Path != "/healthz" {
-			http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
+var nosniff = []string{"nosniff"}
 
-// recoverPanic turns a panic in next into a 500 and an error log line with
-// the stack; the server keeps running. http.ErrAbortHandler passes through.
-func recoverPanic(logger *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
-				"panic", v, "stack", string(debug.Stack()))
-			http.Error(w, "500 internal server error", http.StatusInternalServerError)
-		}()
-		next.ServeHTTP(w, r)
-	})
-}
-
-// secureHeaders adds X-Content-Type-Options: nosniff and, when maxAge is
-// positive, Strict-Transport-Security to every response.
-func secureHeaders(maxAge time.Duration, next http.Handler) http.Handler {
-	nosniff := []string{"nosniff"}
-	var hsts []string
-	if maxAge > 0 {
-		hsts = []string{"max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)}
+func hstsHeader(maxAge time.Duration) []string {
+	if maxAge <= 0 {
+		return nil
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h["X-Content-Type-Options"] = nosniff
-		if hsts != nil {
-			h["Strict-Transport-Security"] = hsts
-		}
-		next.ServeHTTP(w, r)
-	})
+	return []string{"max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)}
 }
 
-// accessLog logs one line per request after it is answered.
-func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
-	pool := sync.Pool{New: func() any { return new(recorder) }}
+var recorders = sync.Pool{New: func() any { return new(recorder) }}
+
+// app wraps next in what every HTTPS request passes through: metrics and
+// the access log around it, then security headers, panic recovery and the
+// checks of serve, with the settings current when the request arrived.
+func (s *Server) app(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := s.live.Load()
 		start := time.Now()
-		rec := pool.Get().(*recorder)
-		*rec = recorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		status, n := rec.status, rec.bytes
+		rec := recorders.Get().(*recorder)
+		*rec = recorder{ResponseWriter: w, route: "unmatched"}
+		s.metrics.inFlight.Inc()
+		s.serve(st, rec, r, next)
+		s.metrics.inFlight.Dec()
+		elapsed := time.Since(start)
+		status, n, route := rec.status, rec.bytes, rec.route
 		*rec = recorder{}
-		pool.Put(rec)
+		recorders.Put(rec)
 		if status == 0 {
 			status = http.StatusOK
 		}
-		tlsVersion := ""
-		if r.TLS != nil {
-			tlsVersion = tls.VersionName(r.TLS.Version)
+		s.metrics.requests.WithLabelValues(route, method(r.Method), s.metrics.code(status)).Inc()
+		s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+		if st.accessLog {
+			s.logRequest(r, status, n, elapsed)
 		}
-		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method),
-			slog.String("host", r.Host),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Int64("bytes", n),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", r.RemoteAddr),
-			slog.String("proto", r.Proto),
-			slog.String("tls", tlsVersion),
-		)
 	})
 }
 
-// recorder is a ResponseWriter that notes the status and body size.
+// serve answers r through next unless a check refuses it: the per-client
+// rate (429), header size (431), host (421), body size (413) or the
+// concurrency cap (503). /healthz skips the rate, host and concurrency
+// checks so that probes are never queued behind user traffic.
+func (s *Server) serve(st *settings, w http.ResponseWriter, r *http.Request, next http.Handler) {
+	h := w.Header()
+	h["X-Content-Type-Options"] = nosniff
+	if st.hsts != nil {
+		h["Strict-Transport-Security"] = st.hsts
+	}
+	defer s.recoverPanic(w, r)
+	probe := r.URL.Path == "/healthz"
+	if st.rates != nil && !probe {
+		if ok, wait := st.rates.allow(clientKey(r.RemoteAddr), time.Now()); !ok {
+			h.Set("Retry-After", retryAfter(wait))
+			s.reject(w, http.StatusTooManyRequests, "429 too many requests")
+			return
+		}
+	}
+	if headerBytes(r) > st.maxHeaderBytes {
+		s.reject(w, http.StatusRequestHeaderFieldsTooLarge, "431 request header fields too large")
+		return
+	}
+	if !probe && !s.knownHost(st, r) {
+		s.reject(w, http.StatusMisdirectedRequest, "421 misdirected request")
+		return
+	}
+	if st.maxBody > 0 {
+		if r.ContentLength > st.maxBody {
+			w.Header().Set("Connection", "close")
+			s.reject(w, http.StatusRequestEntityTooLarge, "413 request body too large")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, st.maxBody)
+	}
+	if st.gate != nil && !probe {
+		if !st.gate.acquire(r.Context()) {
+			h.Set("Retry-After", "1")
+			s.reject(w, http.StatusServiceUnavailable, "503 server busy, try again")
+			return
+		}
+		defer st.gate.release()
+	}
+	next.ServeHTTP(w, r)
+}
+
+func (s *Server) reject(w http.ResponseWriter, code int, msg string) {
+	s.metrics.rejections.WithLabelValues(s.metrics.code(code)).Inc()
+	http.Error(w, msg, code)
+}
+
+// knownHost reports whether the Host header and the TLS SNI, if any, name
+// a served host.
+func (s *Server) knownHost(st *settings, r *http.Request) bool {
+	if r.TLS != nil && r.TLS.ServerName != "" && !st.hosts.contains(r.TLS.ServerName) {
+		return false
+	}
+	return st.hosts.contains(hostOnly(r.Host))
+}
+
+// headerBytes approximates the request's header size as net/http counts
+// it for MaxHeaderBytes: the request line and every header line.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host) + 12
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// recoverPanic turns a panic into a 500 and an error log line with the
+// stack; the server keeps running. http.ErrAbortHandler passes through.
+func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+		"panic", v, "stack", string(debug.Stack()))
+	http.Error(w, "500 internal server error", http.StatusInternalServerError)
+}
+
+func (s *Server) logRequest(r *http.Request, status int, n int64, elapsed time.Duration) {
+	tlsVersion := ""
+	if r.TLS != nil {
+		tlsVersion = tls.VersionName(r.TLS.Version)
+	}
+	s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", n),
+		slog.Duration("duration", elapsed),
+		slog.String("remote", r.RemoteAddr),
+		slog.String("proto", r.Proto),
+		slog.String("tls", tlsVersion),
+	)
+}
+
+// recorder is a ResponseWriter that notes the status, body size and the
+// route that answered.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	route  string
 }
 
 func (rec *recorder) WriteHeader(code int) {

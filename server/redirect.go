@@ -9,14 +9,14 @@ import (
 // redirectHandler answers every plain-HTTP request for a served host with a
 // 308 to the same path and query over HTTPS on port (left out when 0 or
 // 443), and 421 for any other host, so it is never an open redirect.
-func redirectHandler(hosts hostSet, port int) http.Handler {
+func redirectHandler(s *Server, port int) http.Handler {
 	suffix := ""
 	if port != 0 && port != 443 {
 		suffix = ":" + strconv.Itoa(port)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := normalizeHost(hostOnly(r.Host))
-		if !hosts.contains(host) {
+		if !s.live.Load().hosts.contains(host) {
 			http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
 			return
 		}

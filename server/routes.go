@@ -15,26 +15,21 @@ func routes() *httprouter.Router {
 	r.RedirectFixedPath = false
 	r.NotFound = http.HandlerFunc(notFound)
 
-	r.GET("/hello/:name", handleHello())
-	r.HEAD("/hello/:name", handleHello())
-	r.GET("/healthz", handleHealthz())
-	r.HEAD("/healthz", handleHealthz())
+	hello := route("/hello/:name", handleHello())
+	r.GET("/hello/:name", hello)
+	r.HEAD("/hello/:name", hello)
+	healthz := route("/healthz", handleHealthz())
+	r.GET("/healthz", healthz)
+	r.HEAD("/healthz", healthz)
 	return r
 }
 
-// appHandler is the whole HTTPS handler: the routes behind the middleware.
-func appHandler(opts Options, hosts hostSet) http.Handler {
-	return middleware(opts, hosts, routes())
-}
-
-// middleware wraps h in what every HTTPS response passes through, outermost
-// first: access log, security headers, panic recovery, host check.
-func middleware(opts Options, hosts hostSet, h http.Handler) http.Handler {
-	h = checkHost(hosts, h)
-	h = recoverPanic(opts.Logger, h)
-	h = secureHeaders(opts.HSTSMaxAge, h)
-	if opts.AccessLog {
-		h = accessLog(opts.Logger, h)
+// route labels h's requests with pattern in metrics.
+func route(pattern string, h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if rec, ok := w.(*recorder); ok {
+			rec.route = pattern
+		}
+		h(w, r, ps)
 	}
-	return h
 }

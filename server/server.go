@@ -1,8 +1,8 @@
-// Package server is httpsd's HTTP side: the routes and handlers, the
-// middleware every HTTPS response passes through (access log, security
-// headers, panic recovery, host check), the plain-HTTP redirector and the
-// two http.Servers with their timeouts. It takes plain typed Options and
-// serves on listeners its caller opens.
+// Package server is httpsd's HTTP side: the routes and handlers, what every
+// HTTPS request passes through (limits, host check, security headers, panic
+// recovery, metrics, access log), the plain-HTTP redirector, the admin
+// listener and the http.Servers with their timeouts. It takes plain typed
+// Options and serves on listeners its caller opens.
 package server
 
 import (
@@ -12,11 +12,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Options configures a Server. Zero timeouts and sizes are replaced by the
-// defaults below; nothing is left unlimited.
+// Options configures a Server. Zero timeouts and sizes take the defaults
+// given in Limits; other zero limits are off.
 type Options struct {
 	// Hosts are the names (DNS names, "*.example.com" wildcards or IP
 	// literals) the server answers for; requests for any other Host or SNI
@@ -40,20 +44,30 @@ type Options struct {
 	HTTPSPort int
 	// AccessLog logs one line per HTTPS request at info level.
 	AccessLog bool
-	// Limits bounds the time and size of requests.
+	// Limits bounds the time, size and number of requests.
 	Limits Limits
 	// Logger receives the access log and errors; nil discards them.
 	Logger *slog.Logger
+	// Metrics receives the server's Prometheus series; nil registers them
+	// nowhere.
+	Metrics prometheus.Registerer
 }
 
-// Limits are the http.Server timeouts and sizes. A zero field takes the
-// default given in its comment.
+// Limits bounds requests. A zero timeout or MaxHeaderBytes takes the
+// default in its comment; the other zero limits are off.
 type Limits struct {
 	ReadHeaderTimeout time.Duration // 5s
 	ReadTimeout       time.Duration // 30s
 	WriteTimeout      time.Duration // 30s
 	IdleTimeout       time.Duration // 120s
-	MaxHeaderBytes    int           // 16 KiB
+	MaxHeaderBytes    int           // 16 KiB; larger request headers get 431
+
+	MaxConcurrent int           // requests served at once; more wait, then get 503
+	QueueTimeout  time.Duration // how long a request waits for a slot
+	RatePerIP     float64       // requests per second per client address; more get 429
+	BurstPerIP    int           // bucket size for RatePerIP; 0 = max(1, RatePerIP)
+	MaxConnsPerIP int           // open connections per client address; more are closed at once
+	MaxBodyBytes  int64         // larger request bodies get 413
 }
 
 func (l Limits) withDefaults() Limits {
@@ -72,12 +86,25 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// settings are the parts of Options that Update changes while serving.
+type settings struct {
+	hosts          hostSet
+	hsts           []string // the header value, nil for none
+	accessLog      bool
+	maxHeaderBytes int
+	maxBody        int64
+	gate           *gate
+	rates          *ipRates
+}
+
 // Server serves the app over HTTPS and redirects plain HTTP to it.
 type Server struct {
-	opts  Options // with defaults applied
-	hosts hostSet
-	https *http.Server
-	http  *http.Server
+	logger   *slog.Logger
+	metrics  *metrics
+	live     atomic.Pointer[settings]
+	maxConns atomic.Int64 // Limits.MaxConnsPerIP
+	https    *http.Server
+	http     *http.Server
 }
 
 // New returns a Server for opts; it does not listen yet.
@@ -85,8 +112,12 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
+	s := &Server{logger: opts.Logger, metrics: newMetrics(opts.Metrics)}
+	s.Update(opts)
 	lim := opts.Limits.withDefaults()
-	hosts := newHostSet(opts.Hosts)
 	newServer := func(h http.Handler, tlsConf *tls.Config) *http.Server {
 		return &http.Server{
 			Handler:           h,
@@ -95,32 +126,60 @@ func New(opts Options) *Server {
 			ReadTimeout:       lim.ReadTimeout,
 			WriteTimeout:      lim.WriteTimeout,
 			IdleTimeout:       lim.IdleTimeout,
-			MaxHeaderBytes:    lim.MaxHeaderBytes,
-			ErrorLog:          newErrorLog(opts.Logger),
+			// The app handler enforces MaxHeaderBytes itself (and counts
+			// the 431s); net/http's own cap is the backstop.
+			MaxHeaderBytes: 2 * lim.MaxHeaderBytes,
+			ErrorLog:       newErrorLog(opts.Logger, s.metrics.handshakeFailure),
 		}
 	}
-	redirect := redirectHandler(hosts, opts.HTTPSPort)
+	redirect := http.Handler(redirectHandler(s, opts.HTTPSPort))
 	if opts.WrapRedirect != nil {
 		redirect = opts.WrapRedirect(redirect)
 	}
-	return &Server{
-		opts:  opts,
-		hosts: hosts,
-		https: newServer(appHandler(opts, hosts), TLSConfig(opts.GetCertificate, opts.MinVersion, opts.ExtraALPN...)),
-		http:  newServer(redirect, nil),
+	tlsConf := TLSConfig(opts.GetCertificate, opts.MinVersion, opts.ExtraALPN...)
+	tlsConf.VerifyConnection = s.metrics.handshake
+	s.https = newServer(s.app(routes()), tlsConf)
+	s.http = newServer(redirect, nil)
+	return s
+}
+
+// Update applies the hosts, HSTS, access log and request limits of opts to
+// requests from now on. Timeouts, TLS settings and the redirect port stay
+// as New set them.
+func (s *Server) Update(opts Options) {
+	lim := opts.Limits.withDefaults()
+	st := &settings{
+		hosts:          newHostSet(opts.Hosts),
+		hsts:           hstsHeader(opts.HSTSMaxAge),
+		accessLog:      opts.AccessLog,
+		maxHeaderBytes: lim.MaxHeaderBytes,
+		maxBody:        lim.MaxBodyBytes,
+		gate:           newGate(lim.MaxConcurrent, lim.QueueTimeout),
+		rates:          newIPRates(lim.RatePerIP, lim.BurstPerIP),
 	}
+	if old := s.live.Load(); old != nil && old.gate != nil && st.gate != nil &&
+		cap(old.gate.slots) == cap(st.gate.slots) {
+		st.gate = old.gate // keep counting the requests in flight
+	}
+	s.live.Store(st)
+	s.maxConns.Store(int64(lim.MaxConnsPerIP))
 }
 
 // ServeTLS accepts TLS connections on l until Shutdown; like
 // http.Server.Serve it returns http.ErrServerClosed after Shutdown.
 func (s *Server) ServeTLS(l net.Listener) error {
-	return s.https.ServeTLS(l, "", "")
+	return s.https.ServeTLS(s.limitConns(l), "", "")
 }
 
 // ServeRedirect answers plain-HTTP connections on l with redirects to HTTPS
 // until Shutdown.
 func (s *Server) ServeRedirect(l net.Listener) error {
-	return s.http.Serve(l)
+	return s.http.Serve(s.limitConns(l))
+}
+
+func (s *Server) limitConns(l net.Listener) net.Listener {
+	return &perIPListener{Listener: l, max: &s.maxConns, counts: map[netip.Addr]int{},
+		rejected: func() { s.metrics.rejections.WithLabelValues("conn_per_ip").Inc() }}
 }
 
 // Shutdown stops accepting connections and waits for requests in flight

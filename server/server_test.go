@@ -22,6 +22,7 @@ import (
 type testServer struct {
 	*Server
 	url    string // https://localhost:PORT
+	addr   string // 127.0.0.1:PORT
 	client *http.Client
 	done   chan error // ServeTLS's result
 }
@@ -39,7 +40,7 @@ func newTestServer(t *testing.T, opts Options, extra http.Handler) *testServer {
 	opts.GetCertificate = set.GetCertificate
 	s := New(opts)
 	if extra != nil {
-		s.https.Handler = middleware(s.opts, s.hosts, extra)
+		s.https.Handler = s.app(extra)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -65,6 +66,7 @@ func newTestServer(t *testing.T, opts Options, extra http.Handler) *testServer {
 		ForceAttemptHTTP2: true,
 	}}
 	ts.url = "https://localhost:" + addr[strings.LastIndexByte(addr, ':')+1:]
+	ts.addr = addr
 	return ts
 }
 

@@ -1,0 +1,344 @@
+package server
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// counterValue returns the value of the series name{labels} in reg, or -1.
+func counterValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if matches(m, labels) {
+				if c := m.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return -1
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	n := 0
+	for _, lp := range m.GetLabel() {
+		if v, ok := labels[lp.GetName()]; ok {
+			if v != lp.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(labels)
+}
+
+func TestRateLimit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := New(Options{Hosts: []string{"localhost"}, Metrics: reg, Limits: Limits{RatePerIP: 1, BurstPerIP: 2}}).Handler()
+	get := func(path, remote string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "https://localhost"+path, nil)
+		r.RemoteAddr = remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for i, want := range []int{200, 200, 429, 429} {
+		w := get("/hello/x", "192.0.2.7:1000")
+		if w.Code != want {
+			t.Errorf("GET /hello/x #%d from 192.0.2.7 = %d, want %d", i+1, w.Code, want)
+		}
+		if want == 429 {
+			if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {
+				t.Errorf("429 Retry-After = %q, want a positive number of seconds", w.Header().Get("Retry-After"))
+			}
+		}
+	}
+	if w := get("/healthz", "192.0.2.7:1000"); w.Code != 200 {
+		t.Errorf("GET /healthz over the rate = %d, want 200 (probes are not limited)", w.Code)
+	}
+	if w := get("/hello/x", "192.0.2.8:1000"); w.Code != 200 {
+		t.Errorf("GET /hello/x from another address = %d, want 200", w.Code)
+	}
+	// One IPv6 client holds a /64: all of it shares a bucket.
+	get("/hello/x", "[2001:db8::1]:1")
+	get("/hello/x", "[2001:db8::2]:1")
+	if w := get("/hello/x", "[2001:db8::ffff]:1"); w.Code != 429 {
+		t.Errorf("third request from the same IPv6 /64 = %d, want 429", w.Code)
+	}
+	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "429"}); got != 3 {
+		t.Errorf("httpsd_rejections_total{reason=429} = %v, want 3", got)
+	}
+}
+
+func TestRateLimitMemoryBounded(t *testing.T) {
+	r := newIPRates(10, 10)
+	now := time.Now()
+	for i := range 50000 {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		r.allow(ip, now.Add(time.Duration(i)*time.Microsecond))
+	}
+	if n := r.size(); n != 50000 {
+		t.Fatalf("%d buckets after 50000 addresses, want 50000", n)
+	}
+	// Once they have been idle long enough to be full again, they go.
+	r.allow(netip.MustParseAddr("192.0.2.1"), now.Add(time.Minute))
+	if n := r.size(); n != 1 {
+		t.Errorf("%d buckets after a minute of idleness, want 1", n)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	h := New(Options{Hosts: []string{"localhost"}, Limits: Limits{MaxBodyBytes: 1024}}).Handler()
+	for _, tt := range []struct {
+		size   int
+		status int
+	}{{100, 405}, {1024, 405}, {1025, 413}, {1 << 20, 413}} {
+		r := httptest.NewRequest("POST", "https://localhost/hello/x", bytes.NewReader(make([]byte, tt.size)))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.status {
+			t.Errorf("POST /hello/x with a %d-byte body = %d, want %d", tt.size, w.Code, tt.status)
+		}
+	}
+}
+
+func TestConcurrencyCap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+	})
+	mux.Handle("/", routes())
+	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConcurrent: 1, QueueTimeout: 100 * time.Millisecond}}, mux)
+	done := make(chan int, 1)
+	go func() {
+		resp, err := ts.client.Get(ts.url + "/slow")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-started
+	start := time.Now()
+	resp, err := ts.client.Get(ts.url + "/hello/queued")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if waited := time.Since(start); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || waited < 100*time.Millisecond {
+		t.Errorf("GET over the cap = %d Retry-After %q after %v, want 503 with Retry-After 1 after the 100ms queue timeout",
+			resp.StatusCode, resp.Header.Get("Retry-After"), waited)
+	}
+	start = time.Now()
+	resp, err = ts.client.Get(ts.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || time.Since(start) > 90*time.Millisecond {
+		t.Errorf("GET /healthz at the cap = %d after %v, want 200 without queueing", resp.StatusCode, time.Since(start))
+	}
+	// A queued request gets the slot when it frees up within the timeout.
+	queued := make(chan int, 1)
+	go func() {
+		resp, err := ts.client.Get(ts.url + "/hello/patient")
+		if err != nil {
+			queued <- 0
+			return
+		}
+		resp.Body.Close()
+		queued <- resp.StatusCode
+	}()
+	time.Sleep(30 * time.Millisecond)
+	close(release)
+	if code := <-queued; code != 200 {
+		t.Errorf("GET queued while a slot frees up = %d, want 200", code)
+	}
+	if code := <-done; code != 200 {
+		t.Errorf("GET /slow = %d, want 200", code)
+	}
+	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "503"}); got != 1 {
+		t.Errorf("httpsd_rejections_total{reason=503} = %v, want 1", got)
+	}
+}
+
+func TestConnsPerIP(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConnsPerIP: 2}}, nil)
+	dial := func() (*tls.Conn, error) {
+		c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+		if err != nil {
+			return nil, err
+		}
+		return c, c.Handshake()
+	}
+	var open []*tls.Conn
+	for i := range 2 {
+		c, err := dial()
+		if err != nil {
+			t.Fatalf("connection %d of 2: %v", i+1, err)
+		}
+		open = append(open, c)
+	}
+	if c, err := dial(); err == nil {
+		c.Close()
+		t.Error("third connection from one address completed its handshake, want it closed")
+	}
+	open[0].Close()
+	time.Sleep(50 * time.Millisecond)
+	c, err := dial()
+	if err != nil {
+		t.Errorf("connection after one closed: %v, want it accepted", err)
+	} else {
+		c.Close()
+	}
+	open[1].Close()
+	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "conn_per_ip"}); got != 1 {
+		t.Errorf("httpsd_rejections_total{reason=conn_per_ip} = %v, want 1", got)
+	}
+}
+
+// TestSlowloris opens hundreds of connections that send their headers a
+// byte at a time and checks that a normal client still gets fast answers
+// and that the header timeout closes the slow ones.
+func TestSlowloris(t *testing.T) {
+	const slow = 300
+	ts := newTestServer(t, Options{Limits: Limits{ReadHeaderTimeout: time.Second}}, nil)
+	var wg sync.WaitGroup
+	closedAfter := make(chan time.Duration, slow)
+	for range slow {
+		wg.Go(func() {
+			c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Errorf("slow client dial: %v", err)
+				return
+			}
+			defer c.Close()
+			start := time.Now()
+			go io.Copy(io.Discard, c)
+			req := "GET /hello/slow HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + strings.Repeat("a", 200)
+			for i := 0; i < len(req); i++ {
+				if _, err := c.Write([]byte{req[i]}); err != nil {
+					closedAfter <- time.Since(start)
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			closedAfter <- -1
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // all slow clients connected and dribbling
+	var lat []time.Duration
+	for range 20 {
+		start := time.Now()
+		resp, err := ts.client.Get(ts.url + "/hello/fast")
+		if err != nil {
+			t.Fatalf("normal client during slowloris: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /hello/fast during slowloris = %d, want 200", resp.StatusCode)
+		}
+		lat = append(lat, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("%d slow connections open; normal client latency median %v, max %v", slow, lat[len(lat)/2], lat[len(lat)-1])
+	if lat[len(lat)/2] > 200*time.Millisecond {
+		t.Errorf("normal client median latency %v during slowloris, want under 200ms", lat[len(lat)/2])
+	}
+	wg.Wait()
+	close(closedAfter)
+	cut := 0
+	for d := range closedAfter {
+		if d >= 0 && d < 3*time.Second {
+			cut++
+		}
+	}
+	if cut != slow {
+		t.Errorf("%d of %d slow connections were closed within 3s, want all (ReadHeaderTimeout 1s)", cut, slow)
+	}
+}
+
+func TestHeaderLimitHTTP2(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxHeaderBytes: 2048}}, nil)
+	req, _ := http.NewRequest("GET", ts.url+"/hello/x", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 3000))
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 431 || resp.Proto != "HTTP/2.0" {
+		t.Errorf("GET over HTTP/2 with a 3000-byte header = %d over %s, want 431 over HTTP/2.0", resp.StatusCode, resp.Proto)
+	}
+	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "431"}); got != 1 {
+		t.Errorf("httpsd_rejections_total{reason=431} = %v, want 1", got)
+	}
+}
+
+func TestMetricsAfterTraffic(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ts := newTestServer(t, Options{Metrics: reg}, nil)
+	for _, p := range []string{"/hello/a", "/hello/b", "/nope"} {
+		resp, err := ts.client.Get(ts.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// A handshake that fails: the client offers only TLS 1.1.
+	if c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}); err == nil {
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"httpsd_http_requests_total", map[string]string{"route": "/hello/:name", "method": "GET", "code": "200"}, 2},
+		{"httpsd_http_requests_total", map[string]string{"route": "unmatched", "method": "GET", "code": "404"}, 1},
+		{"httpsd_http_request_duration_seconds", map[string]string{"route": "/hello/:name"}, 2},
+		{"httpsd_http_requests_in_flight", nil, 0},
+		{"httpsd_tls_handshakes_total", map[string]string{"version": "TLS 1.3", "group": "X25519MLKEM768", "resumed": "false"}, 1},
+		{"httpsd_tls_handshake_failures_total", map[string]string{"reason": "version"}, 1},
+	}
+	for _, tt := range tests {
+		if got := counterValue(t, reg, tt.name, tt.labels); got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+}

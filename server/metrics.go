@@ -1,0 +1,98 @@
+package server
+
+import (
+	"crypto/tls"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the HTTP and TLS series the server records.
+type metrics struct {
+	requests          *prometheus.CounterVec // route, method, code
+	duration          *prometheus.HistogramVec
+	inFlight          prometheus.Gauge
+	rejections        *prometheus.CounterVec // reason
+	handshakes        *prometheus.CounterVec // version, group, resumed
+	handshakeFailures *prometheus.CounterVec // reason
+	codes             [600]string            // status code labels, made once
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "httpsd_http_requests_total", Help: "HTTPS requests answered, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "httpsd_http_request_duration_seconds", Help: "Time to answer HTTPS requests, by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "httpsd_http_requests_in_flight", Help: "HTTPS requests being served now.",
+		}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "httpsd_rejections_total",
+			Help: "Requests and connections refused, by reason: 413 body too large, 421 unknown host, 429 rate limit, 431 headers too large, 503 overloaded, conn_per_ip.",
+		}, []string{"reason"}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "httpsd_tls_handshakes_total", Help: "TLS handshakes completed, by version, key exchange group and resumption.",
+		}, []string{"version", "group", "resumed"}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "httpsd_tls_handshake_failures_total", Help: "TLS handshakes that failed, by reason.",
+		}, []string{"reason"}),
+	}
+	for i := range m.codes {
+		m.codes[i] = strconv.Itoa(i)
+	}
+	reg.MustRegister(m.requests, m.duration, m.inFlight, m.rejections, m.handshakes, m.handshakeFailures)
+	return m
+}
+
+func (m *metrics) code(status int) string {
+	if status >= 0 && status < len(m.codes) {
+		return m.codes[status]
+	}
+	return strconv.Itoa(status)
+}
+
+// method bounds the method label to the standard methods.
+func method(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE":
+		return m
+	}
+	return "OTHER"
+}
+
+// handshake counts a completed handshake; it is tls.Config.VerifyConnection.
+func (m *metrics) handshake(cs tls.ConnectionState) error {
+	group := "none" // TLS 1.2 resumption has no key exchange
+	if cs.CurveID != 0 {
+		group = cs.CurveID.String()
+	}
+	m.handshakes.WithLabelValues(tls.VersionName(cs.Version), group, strconv.FormatBool(cs.DidResume)).Inc()
+	return nil
+}
+
+// handshakeFailure classifies an "http: TLS handshake error" log message.
+func (m *metrics) handshakeFailure(msg string) {
+	reason := "other"
+	switch {
+	case strings.Contains(msg, "i/o timeout"):
+		reason = "timeout"
+	case strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "connection reset"):
+		reason = "eof"
+	case strings.Contains(msg, "HTTP request to an HTTPS server") || strings.Contains(msg, "does not look like a TLS handshake"):
+		reason = "not_tls"
+	case strings.Contains(msg, "unsupported versions") || strings.Contains(msg, "protocol version"):
+		reason = "version"
+	case strings.Contains(msg, "no cipher suite") || strings.Contains(msg, "no mutually supported"):
+		reason = "no_shared_cipher"
+	case strings.Contains(msg, "remote error"):
+		reason = "client_alert" // e.g. the client does not trust our certificate
+	case strings.Contains(msg, "certs:") || strings.Contains(msg, "no certificate"):
+		reason = "no_certificate"
+	}
+	m.handshakeFailures.WithLabelValues(reason).Inc()
+}
