@@ -39,7 +39,7 @@ func newACMESetup(t *testing.T) *acmeSetup {
 func (s *acmeSetup) write(t *testing.T, directory, apiRoots string) *acmeSetup {
 	t.Helper()
 	cfg := fmt.Sprintf(`hosts: [%s]
-listen: {https: "127.0.0.1:%d", http: "127.0.0.1:%d"}
+listen: {https: "127.0.0.1:%d", http: "127.0.0.1:%d", admin: "127.0.0.1:0"}
 data_dir: %s
 log: {format: json, level: debug}
 tls:

@@ -2,11 +2,13 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"httpsd/certs"
@@ -18,42 +20,73 @@ var defaultSelfSignedHosts = []string{"localhost", "127.0.0.1", "::1"}
 // expiryWarning is how close to its end a certificate draws a warning.
 const expiryWarning = 14 * 24 * time.Hour
 
-// certSource is what serve needs from the configured certificate source.
+// certSource is the configured certificate source as serve runs it.
 type certSource struct {
-	hosts          []string // as configured, else the source's default
-	getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
-	set            *certs.Set  // self-signed and files
-	acme           *certs.ACME // acme
+	hosts []string                 // as configured, else the source's default
+	set   atomic.Pointer[certs.Set] // self-signed and files; swapped on reload
+	acme  *certs.ACME               // acme
+	files *certs.FileWatcher        // files
+}
+
+// GetCertificate is the source's tls.Config.GetCertificate.
+func (s *certSource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s.acme != nil {
+		return s.acme.GetCertificate(hello)
+	}
+	return s.set.Load().GetCertificate(hello)
+}
+
+// ready returns why some host has no valid certificate, or nil.
+func (s *certSource) ready(now time.Time) error {
+	if s.acme != nil {
+		var errs []error
+		for _, st := range s.acme.Stats() {
+			if !st.Ready {
+				errs = append(errs, fmt.Errorf("no certificate for %s yet (last error: %v)", st.Host, st.LastError))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, leaf := range s.set.Load().Leaves() {
+		if now.After(leaf.NotAfter) {
+			return fmt.Errorf("certificate for %s expired on %s", strings.Join(leaf.DNSNames, ","), leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 // loadCertificates sets up the configured source: it loads the files,
 // loads or creates the local CA, or prepares ACME (which issues once Run).
 func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger) (*certSource, error) {
 	src := &certSource{hosts: cfg.Hosts}
-	var err error
 	switch cfg.TLS.Source {
 	case sourceFiles:
-		if src.set, err = certs.Files(certPairs(cfg.TLS.Certificates), now); err != nil {
+		pairs := certPairs(cfg.TLS.Certificates)
+		set, err := certs.Files(pairs, now)
+		if err != nil {
 			return nil, err
 		}
+		src.set.Store(set)
+		src.files = certs.NewFileWatcher(pairs, src.set.Store, logger)
 		if len(src.hosts) == 0 {
-			src.hosts = src.set.Names()
+			src.hosts = set.Names()
 		}
 	case sourceACME:
-		if src.acme, err = newACME(cfg, logger); err != nil {
+		a, err := newACME(cfg, logger)
+		if err != nil {
 			return nil, err
 		}
-		src.getCertificate = src.acme.GetCertificate
-		return src, nil
+		src.acme = a
 	default:
 		if len(src.hosts) == 0 {
 			src.hosts = defaultSelfSignedHosts
 		}
-		if src.set, err = certs.LocalCA(cfg.DataDir, src.hosts, now); err != nil {
+		set, err := certs.LocalCA(cfg.DataDir, src.hosts, now)
+		if err != nil {
 			return nil, err
 		}
+		src.set.Store(set)
 	}
-	src.getCertificate = src.set.GetCertificate
 	return src, nil
 }
 

@@ -33,15 +33,19 @@ type ListenConfig struct {
 	HTTPS           string
 	HTTP            string // "" turns plain HTTP off
 	PublicHTTPSPort int    // 0 = the port of HTTPS
+	Admin           string // metrics, health, pprof; "" turns it off
+	AdminPublic     bool   // allow a non-loopback admin address
+	AdminPprof      bool   // serve /debug/pprof/ on the admin listener
 }
 
 // TLSConfig holds the tls: section.
 type TLSConfig struct {
 	Source       string
 	MinVersion   string
-	HSTSMaxAge   time.Duration // 0 = default for the source, < 0 = off
-	Certificates []CertFiles
-	ACME         ACMEConfig
+	HSTSMaxAge     time.Duration // 0 = default for the source, < 0 = off
+	Certificates   []CertFiles
+	ReloadInterval time.Duration // how often certificate files are checked for changes
+	ACME           ACMEConfig
 }
 
 // ACMEConfig holds the tls.acme: section.
@@ -73,6 +77,13 @@ type LimitsConfig struct {
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 	ShutdownTimeout   time.Duration
+
+	MaxConcurrentRequests int
+	QueueTimeout          time.Duration
+	RatePerIP             float64
+	BurstPerIP            int
+	MaxConnsPerIP         int
+	MaxBodyBytes          int64
 }
 
 // LogConfig holds the log: section.
@@ -91,9 +102,9 @@ const (
 
 func defaultConfig() *Config {
 	return &Config{
-		Listen:  ListenConfig{HTTPS: ":8443", HTTP: ":8080"},
+		Listen:  ListenConfig{HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090"},
 		DataDir: "./data",
-		TLS: TLSConfig{Source: sourceSelfSigned, MinVersion: "1.2",
+		TLS: TLSConfig{Source: sourceSelfSigned, MinVersion: "1.2", ReloadInterval: 5 * time.Second,
 			ACME: ACMEConfig{Directory: certs.LetsEncryptURL}},
 		Limits: LimitsConfig{
 			ReadHeaderTimeout: 5 * time.Second,
@@ -102,6 +113,11 @@ func defaultConfig() *Config {
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    16 << 10,
 			ShutdownTimeout:   20 * time.Second,
+
+			MaxConcurrentRequests: 1024,
+			QueueTimeout:          100 * time.Millisecond,
+			MaxConnsPerIP:         256,
+			MaxBodyBytes:          1 << 20,
 		},
 		Log:    LogConfig{Level: "info", Format: "text", Access: true},
 		origin: map[string]string{},

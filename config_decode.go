@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,14 @@ func (c *Config) fields() []field {
 		stringField("listen.https", &c.Listen.HTTPS),
 		stringField("listen.http", &c.Listen.HTTP),
 		intField("listen.public_https_port", &c.Listen.PublicHTTPSPort),
+		stringField("listen.admin", &c.Listen.Admin),
+		boolField("listen.admin_public", &c.Listen.AdminPublic),
+		boolField("listen.admin_pprof", &c.Listen.AdminPprof),
 		pathField("data_dir", &c.DataDir),
 		stringField("tls.source", &c.TLS.Source),
 		stringField("tls.min_version", &c.TLS.MinVersion),
 		durationField("tls.hsts_max_age", &c.TLS.HSTSMaxAge),
+		durationField("tls.reload_interval", &c.TLS.ReloadInterval),
 		stringField("tls.acme.email", &c.TLS.ACME.Email),
 		stringField("tls.acme.directory", &c.TLS.ACME.Directory),
 		pathField("tls.acme.ca_roots", &c.TLS.ACME.CARoots),
@@ -41,6 +46,12 @@ func (c *Config) fields() []field {
 		durationField("limits.idle_timeout", &c.Limits.IdleTimeout),
 		intField("limits.max_header_bytes", &c.Limits.MaxHeaderBytes),
 		durationField("limits.shutdown_timeout", &c.Limits.ShutdownTimeout),
+		intField("limits.max_concurrent_requests", &c.Limits.MaxConcurrentRequests),
+		durationField("limits.queue_timeout", &c.Limits.QueueTimeout),
+		floatField("limits.rate_per_ip", &c.Limits.RatePerIP),
+		intField("limits.burst_per_ip", &c.Limits.BurstPerIP),
+		intField("limits.max_conns_per_ip", &c.Limits.MaxConnsPerIP),
+		int64Field("limits.max_body_bytes", &c.Limits.MaxBodyBytes),
 		stringField("log.level", &c.Log.Level),
 		stringField("log.format", &c.Log.Format),
 		boolField("log.access", &c.Log.Access),
@@ -67,6 +78,28 @@ func intField(key string, p *int) field {
 			return fmt.Errorf("not an integer: %q", s)
 		}
 		*p = n
+		return nil
+	}}
+}
+
+func int64Field(key string, p *int64) field {
+	return field{key: key, setString: func(s string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", s)
+		}
+		*p = n
+		return nil
+	}}
+}
+
+func floatField(key string, p *float64) field {
+	return field{key: key, setString: func(s string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("not a number: %q", s)
+		}
+		*p = f
 		return nil
 	}}
 }

@@ -39,14 +39,16 @@ func TestConfigFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Hosts:   []string{"example.com", "www.example.com"},
-		Listen:  ListenConfig{HTTPS: "127.0.0.1:9443", HTTP: "", PublicHTTPSPort: 443},
+		Hosts: []string{"example.com", "www.example.com"},
+		Listen: ListenConfig{HTTPS: "127.0.0.1:9443", HTTP: "", PublicHTTPSPort: 443,
+			Admin: "0.0.0.0:9191", AdminPublic: true, AdminPprof: true},
 		DataDir: filepath.Join("testdata", "state"),
 		TLS: TLSConfig{Source: "files", MinVersion: "1.3", HSTSMaxAge: 24 * time.Hour, Certificates: []CertFiles{
 			{Cert: filepath.Join("testdata", "certs/example.crt"), Key: "/abs/example.key"},
-		}, ACME: ACMEConfig{Directory: "https://acme-v02.api.letsencrypt.org/directory"}},
+		}, ReloadInterval: time.Second, ACME: ACMEConfig{Directory: "https://acme-v02.api.letsencrypt.org/directory"}},
 		Limits: LimitsConfig{ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second,
-			IdleTimeout: time.Minute, MaxHeaderBytes: 8192, ShutdownTimeout: 3 * time.Second},
+			IdleTimeout: time.Minute, MaxHeaderBytes: 8192, ShutdownTimeout: 3 * time.Second,
+			MaxConcurrentRequests: 10, QueueTimeout: time.Second, RatePerIP: 2.5, BurstPerIP: 5, MaxConnsPerIP: 8, MaxBodyBytes: 4096},
 		Log: LogConfig{Level: "debug", Format: "json", Access: false},
 	}
 	c.origin = nil

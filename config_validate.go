@@ -31,6 +31,13 @@ func (c *Config) validate() []error {
 			bad("listen.http", "%v", err)
 		}
 	}
+	if c.Listen.Admin != "" {
+		if err := checkAddr(c.Listen.Admin); err != nil {
+			bad("listen.admin", "%v", err)
+		} else if !c.Listen.AdminPublic && !isLoopback(c.Listen.Admin) {
+			bad("listen.admin", "%q is not a loopback address; the admin listener serves metrics (and pprof) without authentication: use 127.0.0.1:PORT, or set listen.admin_public: true", c.Listen.Admin)
+		}
+	}
 	if p := c.Listen.PublicHTTPSPort; p < 0 || p > 65535 {
 		bad("listen.public_https_port", "must be a port from 1 to 65535, or 0 for the port of listen.https; got %d", p)
 	}
@@ -70,8 +77,24 @@ func (c *Config) validate() []error {
 			bad(t.key, "must be positive; got %v", t.d)
 		}
 	}
-	if c.Limits.ShutdownTimeout < 0 {
-		bad("limits.shutdown_timeout", "must not be negative")
+	for _, t := range []struct {
+		key string
+		neg bool
+	}{
+		{"limits.shutdown_timeout", c.Limits.ShutdownTimeout < 0},
+		{"limits.max_concurrent_requests", c.Limits.MaxConcurrentRequests < 0},
+		{"limits.queue_timeout", c.Limits.QueueTimeout < 0},
+		{"limits.rate_per_ip", c.Limits.RatePerIP < 0},
+		{"limits.burst_per_ip", c.Limits.BurstPerIP < 0},
+		{"limits.max_conns_per_ip", c.Limits.MaxConnsPerIP < 0},
+		{"limits.max_body_bytes", c.Limits.MaxBodyBytes < 0},
+	} {
+		if t.neg {
+			bad(t.key, "must not be negative (0 turns it off)")
+		}
+	}
+	if c.TLS.ReloadInterval <= 0 {
+		bad("tls.reload_interval", "must be positive; got %v", c.TLS.ReloadInterval)
 	}
 	if n := c.Limits.MaxHeaderBytes; n < 1024 || n > 1<<20 {
 		bad("limits.max_header_bytes", "must be from 1024 to 1048576; got %d", n)
@@ -169,4 +192,14 @@ func (c *Config) validateACME() []error {
 // decodeBase64URL decodes base64url with or without padding.
 func decodeBase64URL(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// isLoopback reports whether addr (HOST:PORT) names a loopback host.
+func isLoopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -93,11 +93,12 @@ func TestEndToEndSelfSigned(t *testing.T) {
 			code int
 			want string
 		}{
-			{map[string]string{"HTTPSD_LISTEN_HTTPS": r.https}, nil, 0, "ok https://" + r.https + "/healthz"},
-			{map[string]string{"HTTPSD_LISTEN_HTTPS": ":" + port(r.https)}, nil, 0, "ok https://127.0.0.1:" + port(r.https) + "/healthz"},
+			{map[string]string{"HTTPSD_LISTEN_ADMIN": r.admin}, nil, 0, "ok http://" + r.admin + "/healthz"},
+			{map[string]string{"HTTPSD_LISTEN_ADMIN": "", "HTTPSD_LISTEN_HTTPS": r.https}, nil, 0, "ok https://" + r.https + "/healthz"},
+			{map[string]string{"HTTPSD_LISTEN_ADMIN": "", "HTTPSD_LISTEN_HTTPS": ":" + port(r.https)}, nil, 0, "ok https://127.0.0.1:" + port(r.https) + "/healthz"},
 			{nil, []string{"-url", "https://" + r.https + "/healthz"}, 0, "ok"},
 			{nil, []string{"-url", "https://" + r.https + "/nope"}, 1, "404 Not Found"},
-			{map[string]string{"HTTPSD_LISTEN_HTTPS": "127.0.0.1:1"}, nil, 1, "connection refused"},
+			{map[string]string{"HTTPSD_LISTEN_ADMIN": "", "HTTPSD_LISTEN_HTTPS": "127.0.0.1:1"}, nil, 1, "connection refused"},
 		}
 		for _, tt := range tests {
 			code, out, errOut := runCmd(t, tt.vars, append([]string{"health", "-config", "testdata/e2e.yaml"}, tt.args...)...)

@@ -73,7 +73,7 @@ func (ca *testCA) leaf(base string, notAfter time.Time, names ...string) (certFi
 // filesConfig writes a config for source files with the given pairs.
 func filesConfig(t *testing.T, extra string, pairs ...[2]string) string {
 	t.Helper()
-	cfg := "listen: {https: 127.0.0.1:0, http: 127.0.0.1:0}\nlog: {format: json, level: debug}\n" + extra +
+	cfg := "listen: {https: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}\nlog: {format: json, level: debug}\n" + extra +
 		"tls:\n  source: files\n  certificates:\n"
 	for _, p := range pairs {
 		cfg += fmt.Sprintf("    - cert: %s\n      key: %s\n", p[0], p[1])

@@ -8,14 +8,20 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 )
 
-// health GETs url (default: /healthz on this config's HTTPS port on
-// loopback) and returns nil when it answers 200, for container health
-// checks and scripts: scratch images have no curl.
+// health GETs url (default: /healthz on the admin listener, or on the
+// HTTPS port when the admin listener is off, on loopback) and returns nil
+// when it answers 200, for container health checks and scripts: scratch
+// images have no curl.
 func health(ctx context.Context, cfg *Config, url string, stdout io.Writer) error {
-	if url == "" {
+	switch {
+	case url != "":
+	case cfg.Listen.Admin != "":
+		url = "http" + strings.TrimPrefix(healthURL(cfg.Listen.Admin), "https")
+	default:
 		url = healthURL(cfg.Listen.HTTPS)
 	}
 	// The probe asks our own process whether it is alive; it trusts

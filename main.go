@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "health":
 		return health(ctx, cfg, *url, stdout)
 	}
-	return serve(ctx, cfg, stderr)
+	return serve(ctx, cfg, file, lookupEnv, stderr)
 }
 
 func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' }

@@ -55,6 +55,7 @@ type running struct {
 	logs   *logBuffer
 	https  string // 127.0.0.1:PORT
 	http   string
+	admin  string
 }
 
 // startRun calls run with args and the environment vars in a goroutine and
@@ -79,6 +80,7 @@ func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 		if m := r.logs.find("httpsd serving"); m != nil {
 			r.https, _ = m["https"].(string)
 			r.http, _ = m["http"].(string)
+			r.admin, _ = m["admin"].(string)
 			return r
 		}
 		select {

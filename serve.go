@@ -13,114 +13,219 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/acme"
 
 	"httpsd/certs"
 	"httpsd/server"
 )
 
-// serve runs the HTTPS and redirect listeners until ctx is cancelled, then
-// shuts down gracefully within limits.shutdown_timeout.
-func serve(ctx context.Context, cfg *Config, stderr io.Writer) error {
-	logger := newLogger(cfg.Log, stderr)
+// daemon is a running serve: its config, certificates, servers and metrics.
+type daemon struct {
+	file      string // config file, "" for defaults; re-read on SIGHUP
+	lookupEnv func(string) (string, bool)
+	logger    *slog.Logger
+	level     *slog.LevelVar
+	reg       *prometheus.Registry
+	reloads   *prometheus.CounterVec
+
+	mu  sync.Mutex // guards cfg and src.hosts during reloads
+	cfg *Config
+	src *certSource
+	srv *server.Server
+	up  bool // listeners serving; guarded by mu
+}
+
+// serve runs the HTTPS, redirect and admin listeners until ctx is
+// cancelled, re-reading the config on SIGHUP, then shuts down gracefully
+// within limits.shutdown_timeout.
+func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
+	d := &daemon{file: file, lookupEnv: lookupEnv, cfg: cfg, level: new(slog.LevelVar), reg: prometheus.NewRegistry()}
+	d.level.Set(logLevels[cfg.Log.Level])
+	d.logger = newLogger(cfg.Log.Format, d.level, stderr)
+	d.reloads = registerMetrics(d.reg, d)
 	now := time.Now()
-	src, err := loadCertificates(cfg, now, logger)
+	src, err := loadCertificates(cfg, now, d.logger)
 	if err != nil {
 		return usageError{err}
 	}
-	if src.set != nil {
-		for _, w := range certWarnings(src.set, src.hosts, now) {
-			logger.Warn(w)
+	d.src = src
+	if set := src.set.Load(); set != nil {
+		for _, w := range certWarnings(set, src.hosts, now) {
+			d.logger.Warn(w)
 		}
 	}
-	hosts := src.hosts
+	if src.acme != nil && cfg.Listen.HTTP == "" {
+		d.logger.Warn("listen.http is off: ACME can validate only through tls-alpn-01 on the HTTPS port")
+	}
 
-	lnTLS, err := net.Listen("tcp", cfg.Listen.HTTPS)
+	lns, err := listen(cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen.https %s: %w", cfg.Listen.HTTPS, err)
+		return err
 	}
-	defer lnTLS.Close()
-	var lnHTTP net.Listener
-	if cfg.Listen.HTTP != "" {
-		if lnHTTP, err = net.Listen("tcp", cfg.Listen.HTTP); err != nil {
-			return fmt.Errorf("listen.http %s: %w", cfg.Listen.HTTP, err)
-		}
-		defer lnHTTP.Close()
-	}
-	httpsPort := lnTLS.Addr().(*net.TCPAddr).Port
+	defer lns.close()
+	httpsPort := lns.https.Addr().(*net.TCPAddr).Port
 	if cfg.Listen.PublicHTTPSPort != 0 {
 		httpsPort = cfg.Listen.PublicHTTPSPort
 	}
-
-	opts := server.Options{
-		Hosts:          hosts,
-		GetCertificate: src.getCertificate,
-		MinVersion:     tlsVersions[cfg.TLS.MinVersion],
-		HSTSMaxAge:     hstsMaxAge(cfg.TLS),
-		HTTPSPort:      httpsPort,
-		AccessLog:      cfg.Log.Access,
-		Limits: server.Limits{
-			ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout,
-			ReadTimeout:       cfg.Limits.ReadTimeout,
-			WriteTimeout:      cfg.Limits.WriteTimeout,
-			IdleTimeout:       cfg.Limits.IdleTimeout,
-			MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
-		},
-		Logger: logger,
-	}
+	opts := d.serverOptions(cfg, src.hosts)
+	opts.GetCertificate = src.GetCertificate
+	opts.MinVersion = tlsVersions[cfg.TLS.MinVersion]
+	opts.HTTPSPort = httpsPort
+	opts.Logger = d.logger
+	opts.Metrics = d.reg
 	if src.acme != nil {
 		opts.ExtraALPN = []string{acme.ALPNProto}
 		opts.WrapRedirect = src.acme.HTTPHandler
 	}
-	srv := server.New(opts)
-	errc := make(chan error, 2)
-	go func() { errc <- srv.ServeTLS(lnTLS) }()
-	httpAddr := "off"
-	if lnHTTP != nil {
-		httpAddr = lnHTTP.Addr().String()
-		go func() { errc <- srv.ServeRedirect(lnHTTP) }()
+	d.srv = server.New(opts)
+	var admin *http.Server
+	errc := make(chan error, 3)
+	go func() { errc <- d.srv.ServeTLS(lns.https) }()
+	if lns.http != nil {
+		go func() { errc <- d.srv.ServeRedirect(lns.http) }()
 	}
-	startAttrs := []any{"version", version, "https", lnTLS.Addr().String(), "http", httpAddr,
-		"source", cfg.TLS.Source, "hosts", strings.Join(hosts, ",")}
-	if cfg.TLS.Source == sourceSelfSigned {
-		startAttrs = append(startAttrs, "try", tryCommand(cfg.DataDir, hosts, lnTLS.Addr()))
+	if lns.admin != nil {
+		admin = server.NewAdmin(server.AdminOptions{Gatherer: d.reg, Ready: d.ready, Pprof: cfg.Listen.AdminPprof, Logger: d.logger})
+		go func() { errc <- admin.Serve(lns.admin) }()
 	}
-	logger.Info("httpsd serving", startAttrs...)
+	d.mu.Lock()
+	d.up = true
+	d.mu.Unlock()
+	d.logStart(lns)
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
 	if src.acme != nil {
-		go src.acme.Run(ctx)
+		go src.acme.Run(bg)
+	}
+	if src.files != nil {
+		go src.files.Run(bg, cfg.TLS.ReloadInterval)
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var serveErr error
-	for running := true; running; {
-		select {
-		case <-ctx.Done():
-			running = false
-		case serveErr = <-errc:
-			logger.Error("listener failed", "err", serveErr)
-			running = false
-		case <-hup:
-			// Until live reload exists, SIGHUP (systemctl reload) must not
-			// kill the server, which is its default action.
-			logger.Warn("SIGHUP: live reload is not supported yet; restart httpsd to apply changes")
-		}
-	}
-	logger.Info("shutting down", "timeout", cfg.Limits.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Limits.ShutdownTimeout)
+	serveErr := d.wait(ctx, errc)
+	d.mu.Lock()
+	d.up = false
+	timeout := d.cfg.Limits.ShutdownTimeout
+	d.mu.Unlock()
+	d.logger.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return errors.Join(serveErr, fmt.Errorf("shutdown: requests still running after %v were cut off: %w", cfg.Limits.ShutdownTimeout, err))
+	if admin != nil {
+		go admin.Shutdown(sctx)
+	}
+	if err := d.srv.Shutdown(sctx); err != nil {
+		return errors.Join(serveErr, fmt.Errorf("shutdown: requests still running after %v were cut off: %w", timeout, err))
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
-	logger.Info("stopped")
+	d.logger.Info("stopped")
 	return nil
+}
+
+// wait blocks until ctx is done or a listener fails, re-reading the config
+// on every SIGHUP meanwhile.
+func (d *daemon) wait(ctx context.Context, errc <-chan error) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			d.logger.Error("listener failed", "err", err)
+			return err
+		case <-hup:
+			d.reload()
+		}
+	}
+}
+
+// listeners are the sockets serve opened; http and admin may be nil.
+type listeners struct{ https, http, admin net.Listener }
+
+// listen opens every configured listener, naming the key and address of
+// the one that fails.
+func listen(c ListenConfig) (*listeners, error) {
+	lns := &listeners{}
+	for _, l := range []struct {
+		key, addr string
+		dst       *net.Listener
+	}{{"listen.https", c.HTTPS, &lns.https}, {"listen.http", c.HTTP, &lns.http}, {"listen.admin", c.Admin, &lns.admin}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			lns.close()
+			return nil, fmt.Errorf("%s %s: %w", l.key, l.addr, err)
+		}
+		*l.dst = ln
+	}
+	return lns, nil
+}
+
+func (l *listeners) close() {
+	for _, ln := range []net.Listener{l.https, l.http, l.admin} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+func (d *daemon) logStart(lns *listeners) {
+	addr := func(l net.Listener) string {
+		if l == nil {
+			return "off"
+		}
+		return l.Addr().String()
+	}
+	attrs := []any{"version", version, "https", addr(lns.https), "http", addr(lns.http), "admin", addr(lns.admin),
+		"source", d.cfg.TLS.Source, "hosts", strings.Join(d.src.hosts, ",")}
+	if d.cfg.TLS.Source == sourceSelfSigned {
+		attrs = append(attrs, "try", tryCommand(d.cfg.DataDir, d.src.hosts, lns.https.Addr()))
+	}
+	d.logger.Info("httpsd serving", attrs...)
+}
+
+// ready is the admin /readyz check: listeners up and a valid certificate
+// for every host.
+func (d *daemon) ready() error {
+	d.mu.Lock()
+	up := d.up
+	d.mu.Unlock()
+	if !up {
+		return errors.New("listeners not serving")
+	}
+	return d.src.ready(time.Now())
+}
+
+// serverOptions is the part of server.Options that a reload may change.
+func (d *daemon) serverOptions(cfg *Config, hosts []string) server.Options {
+	l := cfg.Limits
+	return server.Options{
+		Hosts:      hosts,
+		HSTSMaxAge: hstsMaxAge(cfg.TLS),
+		AccessLog:  cfg.Log.Access,
+		Limits: server.Limits{
+			ReadHeaderTimeout: l.ReadHeaderTimeout,
+			ReadTimeout:       l.ReadTimeout,
+			WriteTimeout:      l.WriteTimeout,
+			IdleTimeout:       l.IdleTimeout,
+			MaxHeaderBytes:    l.MaxHeaderBytes,
+			MaxConcurrent:     l.MaxConcurrentRequests,
+			QueueTimeout:      l.QueueTimeout,
+			RatePerIP:         l.RatePerIP,
+			BurstPerIP:        l.BurstPerIP,
+			MaxConnsPerIP:     l.MaxConnsPerIP,
+			MaxBodyBytes:      l.MaxBodyBytes,
+		},
+	}
 }
 
 // hstsMaxAge applies the source's default to tls.hsts_max_age: two years
@@ -164,9 +269,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: logLevels[c.Level]}
-	if c.Format == "json" {
+func newLogger(format string, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

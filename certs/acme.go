@@ -65,6 +65,32 @@ type hostState struct {
 	lastErr  error
 	lastLog  time.Time         // last "no certificate yet" log line
 	leaf     *x509.Certificate // the certificate in service
+	stats    HostStats
+}
+
+// HostStats counts one host's ACME events since start.
+type HostStats struct {
+	Host        string
+	Ready       bool              // a certificate is in service
+	Leaf        *x509.Certificate // the certificate in service, or nil
+	Issued      int               // certificates issued (the first, or after a restart without cache)
+	Renewed     int               // certificates renewed
+	Failures    int               // failed attempts to obtain a first certificate
+	LastFailure time.Time         // zero if none
+	LastError   error
+}
+
+// Stats returns every host's counts, in no particular order.
+func (a *ACME) Stats() []HostStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]HostStats, 0, len(a.hosts))
+	for _, st := range a.hosts {
+		s := st.stats
+		s.Host, s.Ready, s.Leaf, s.LastError = st.name, st.ready, st.leaf, st.lastErr
+		out = append(out, s)
+	}
+	return out
 }
 
 // NewACME returns an ACME source for opts; call Run to issue in the
@@ -251,6 +277,8 @@ func (a *ACME) attempt(st *hostState, hello *tls.ClientHelloInfo) (*tls.Certific
 	}
 	wait := backoff(a.min, a.max, st.failures)
 	st.failures++
+	st.stats.Failures++
+	st.stats.LastFailure = time.Now()
 	st.next, st.lastErr = time.Now().Add(wait), err
 	a.logger.Error("acme: certificate failed", "host", st.name, "err", err,
 		"attempt", st.failures, "next_attempt_in", wait.String())

@@ -122,6 +122,9 @@ func (a *ACME) certStored(key string, data []byte) {
 	event := "issued"
 	if st.leaf != nil {
 		event = "renewed"
+		st.stats.Renewed++
+	} else {
+		st.stats.Issued++
 	}
 	st.leaf = leaf
 	a.mu.Unlock()

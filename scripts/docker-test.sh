@@ -260,7 +260,9 @@ free_port() {
 }
 HTTPS_PORT=$(free_port) || die "no free loopback port"
 HTTP_PORT=$(free_port) || die "no free loopback port"
+ADMIN_PORT=$(free_port) || die "no free loopback port"
 [ "$HTTPS_PORT" != "$HTTP_PORT" ] || HTTP_PORT=$(free_port)
+[ "$ADMIN_PORT" != "$HTTPS_PORT" ] && [ "$ADMIN_PORT" != "$HTTP_PORT" ] || ADMIN_PORT=$(free_port)
 URL="https://localhost:$HTTPS_PORT/hello/world"
 "$DOCKER_BIN" volume create "$VOL" >/dev/null
 MP=$("$DOCKER_BIN" volume inspect -f '{{.Mountpoint}}' "$VOL")
@@ -285,6 +287,7 @@ wait_https() {
 run_ctr() {
 	"$DOCKER_BIN" run -d --name "$CTR" --network host \
 		-e HTTPSD_LISTEN_HTTPS="127.0.0.1:$HTTPS_PORT" -e HTTPSD_LISTEN_HTTP="127.0.0.1:$HTTP_PORT" \
+		-e HTTPSD_LISTEN_ADMIN="127.0.0.1:$ADMIN_PORT" \
 		-v "$VOL:/data" --read-only --cap-drop ALL --security-opt no-new-privileges \
 		--health-interval 1s \
 		"$APP_IMAGE" >/dev/null

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"httpsd/certs"
+)
+
+// reload re-reads the config file (SIGHUP). Hosts, certificate files,
+// request limits, HSTS and logging apply to new requests at once; keys
+// that need a restart are reported and keep their running values. An
+// invalid config changes nothing and logs every problem.
+func (d *daemon) reload() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.cfg
+	cfg, err := loadConfig(d.file, d.lookupEnv)
+	if err != nil {
+		d.reloads.WithLabelValues("failure").Inc()
+		for _, line := range strings.Split(err.Error(), "\n") {
+			d.logger.Error("config reload failed; keeping the running config", "problem", line)
+		}
+		return
+	}
+	for _, key := range restartKeys(old, cfg) {
+		d.logger.Warn("config reload: this change needs a restart; keeping the running value", "key", key)
+	}
+	keepRestartOnly(old, cfg)
+
+	hosts := d.src.hosts
+	switch {
+	case d.src.files != nil:
+		if err := d.src.files.SetPairs(certPairs(cfg.TLS.Certificates), time.Now()); err != nil {
+			d.reloads.WithLabelValues("failure").Inc()
+			d.logger.Error("config reload failed; keeping the running config", "problem", strings.ReplaceAll(err.Error(), "\n", "; "))
+			cfg.TLS.Certificates = old.TLS.Certificates
+			d.src.files.SetPairs(certPairs(old.TLS.Certificates), time.Now())
+			return
+		}
+		hosts = cfg.Hosts
+		if len(hosts) == 0 {
+			hosts = d.src.set.Load().Names()
+		}
+	case d.src.acme == nil: // the local CA: a new leaf when the hosts change
+		hosts = cfg.Hosts
+		if len(hosts) == 0 {
+			hosts = defaultSelfSignedHosts
+		}
+		if !reflect.DeepEqual(hosts, d.src.hosts) {
+			set, err := certs.LocalCA(cfg.DataDir, hosts, time.Now())
+			if err != nil {
+				d.reloads.WithLabelValues("failure").Inc()
+				d.logger.Error("config reload failed; keeping the running config", "problem", err)
+				return
+			}
+			d.src.set.Store(set)
+		}
+	}
+	d.src.hosts = hosts
+	d.level.Set(logLevels[cfg.Log.Level])
+	d.srv.Update(d.serverOptions(cfg, hosts))
+	d.cfg = cfg
+	d.reloads.WithLabelValues("success").Inc()
+	d.logger.Info("config reloaded", "hosts", strings.Join(hosts, ","))
+}
+
+// restartKeys lists the keys whose change needs a restart.
+func restartKeys(old, cfg *Config) []string {
+	var keys []string
+	for _, c := range []struct {
+		key      string
+		old, new any
+	}{
+		{"listen.https", old.Listen.HTTPS, cfg.Listen.HTTPS},
+		{"listen.http", old.Listen.HTTP, cfg.Listen.HTTP},
+		{"listen.public_https_port", old.Listen.PublicHTTPSPort, cfg.Listen.PublicHTTPSPort},
+		{"listen.admin", old.Listen.Admin, cfg.Listen.Admin},
+		{"listen.admin_public", old.Listen.AdminPublic, cfg.Listen.AdminPublic},
+		{"listen.admin_pprof", old.Listen.AdminPprof, cfg.Listen.AdminPprof},
+		{"data_dir", old.DataDir, cfg.DataDir},
+		{"tls.source", old.TLS.Source, cfg.TLS.Source},
+		{"tls.min_version", old.TLS.MinVersion, cfg.TLS.MinVersion},
+		{"tls.reload_interval", old.TLS.ReloadInterval, cfg.TLS.ReloadInterval},
+		{"tls.acme", old.TLS.ACME, cfg.TLS.ACME},
+		{"limits.read_header_timeout", old.Limits.ReadHeaderTimeout, cfg.Limits.ReadHeaderTimeout},
+		{"limits.read_timeout", old.Limits.ReadTimeout, cfg.Limits.ReadTimeout},
+		{"limits.write_timeout", old.Limits.WriteTimeout, cfg.Limits.WriteTimeout},
+		{"limits.idle_timeout", old.Limits.IdleTimeout, cfg.Limits.IdleTimeout},
+		{"log.format", old.Log.Format, cfg.Log.Format},
+	} {
+		if !reflect.DeepEqual(c.old, c.new) {
+			keys = append(keys, fmt.Sprintf("%s (running %v, new %v)", c.key, c.old, c.new))
+		}
+	}
+	if old.TLS.Source == sourceACME && !reflect.DeepEqual(old.Hosts, cfg.Hosts) {
+		keys = append(keys, "hosts (with tls.source acme)")
+	}
+	return keys
+}
+
+// keepRestartOnly copies the values that need a restart from old into cfg.
+func keepRestartOnly(old, cfg *Config) {
+	cfg.Listen = old.Listen
+	cfg.DataDir = old.DataDir
+	cfg.TLS.Source, cfg.TLS.MinVersion, cfg.TLS.ReloadInterval, cfg.TLS.ACME =
+		old.TLS.Source, old.TLS.MinVersion, old.TLS.ReloadInterval, old.TLS.ACME
+	cfg.Limits.ReadHeaderTimeout, cfg.Limits.ReadTimeout = old.Limits.ReadHeaderTimeout, old.Limits.ReadTimeout
+	cfg.Limits.WriteTimeout, cfg.Limits.IdleTimeout = old.Limits.WriteTimeout, old.Limits.IdleTimeout
+	cfg.Log.Format = old.Log.Format
+	if old.TLS.Source == sourceACME {
+		cfg.Hosts = old.Hosts
+	}
+}
