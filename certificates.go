@@ -22,7 +22,7 @@ const expiryWarning = 14 * 24 * time.Hour
 
 // certSource is the configured certificate source as serve runs it.
 type certSource struct {
-	hosts []string                 // as configured, else the source's default
+	hosts []string                  // as configured, else the source's default
 	set   atomic.Pointer[certs.Set] // self-signed and files; swapped on reload
 	acme  *certs.ACME               // acme
 	files *certs.FileWatcher        // files

@@ -40,8 +40,8 @@ type ListenConfig struct {
 
 // TLSConfig holds the tls: section.
 type TLSConfig struct {
-	Source       string
-	MinVersion   string
+	Source         string
+	MinVersion     string
 	HSTSMaxAge     time.Duration // 0 = default for the source, < 0 = off
 	Certificates   []CertFiles
 	ReloadInterval time.Duration // how often certificate files are checked for changes
