@@ -21,7 +21,9 @@ FROM scratch
 COPY --from=build /out/httpsd /httpsd
 COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532
-ENV HTTPSD_LISTEN_HTTPS=:443 HTTPSD_LISTEN_HTTP=:80 HTTPSD_DATA_DIR=/data
+# docker stop waits 10s before SIGKILL: finish in-flight requests within 8s.
+ENV HTTPSD_LISTEN_HTTPS=:443 HTTPSD_LISTEN_HTTP=:80 HTTPSD_DATA_DIR=/data \
+    HTTPSD_LIMITS_SHUTDOWN_TIMEOUT=8s
 VOLUME /data
 EXPOSE 80 443
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/httpsd", "health"]

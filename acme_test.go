@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -36,7 +37,7 @@ func newACMESetup(t *testing.T) *acmeSetup {
 
 // write writes the config: hosts [test.example], ACME from directory,
 // trusting apiRoots (when not "") for its HTTPS.
-func (s *acmeSetup) write(t *testing.T, directory, apiRoots string) *acmeSetup {
+func (s *acmeSetup) write(t *testing.T, directory, apiRoots string, extra ...string) *acmeSetup {
 	t.Helper()
 	cfg := fmt.Sprintf(`hosts: [%s]
 listen: {https: "127.0.0.1:%d", http: "127.0.0.1:%d", admin: "127.0.0.1:0"}
@@ -50,6 +51,9 @@ tls:
 `, acmeHost, s.httpsPort, s.httpPort, s.dataDir, acmeHost, directory)
 	if apiRoots != "" {
 		cfg += "    ca_roots: " + apiRoots + "\n"
+	}
+	for _, line := range extra {
+		cfg += "    " + line + "\n"
 	}
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -98,7 +102,7 @@ func TestACMETLSALPN01(t *testing.T) {
 	start := time.Now()
 	// Ports first: Pebble's validation must connect to httpsd's HTTPS port.
 	s := newACMESetup(t)
-	p := startPebble(t, freePort(t), s.httpsPort)
+	p := startPebble(t, freePort(t), s.httpsPort, 0)
 	s.write(t, p.directory, p.apiRoots)
 	r := startRun(t, nil, "-config", s.config)
 	waitLog(t, r, "acme: certificate ready", 30*time.Second)
@@ -123,9 +127,26 @@ func TestACMETLSALPN01(t *testing.T) {
 				t.Errorf("TLS 1.3-only client (groups %v) got a %T certificate, want ECDSA", conf.CurvePreferences, got.PublicKey)
 			}
 		}
-		if _, err := os.Stat(filepath.Join(s.dataDir, "acme", acmeHost+"_rsa")); err == nil {
+		if _, err := os.Stat(filepath.Join(s.dataDir, "acme", acmeHost+"+rsa")); err == nil {
 			t.Errorf("an RSA certificate was issued; TLS 1.3 clients should get ECDSA")
 		}
+	})
+
+	t.Run("RSA-only client gets RSA", func(t *testing.T) {
+		got := getHello(t, https, p.root, &tls.Config{MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}})
+		if _, ok := got.PublicKey.(*rsa.PublicKey); !ok {
+			t.Errorf("TLS 1.2 client with only ECDHE-RSA suites got a %T certificate, want RSA", got.PublicKey)
+		}
+		if _, err := os.Stat(filepath.Join(s.dataDir, "acme", acmeHost+"+rsa")); err != nil {
+			t.Errorf("RSA certificate not cached: %v", err)
+		}
+		for _, line := range strings.Split(r.logs.String(), "\n") {
+			if strings.Contains(line, `"msg":"acme: certificate issued"`) && strings.Contains(line, `"key":"RSA-2048"`) {
+				return
+			}
+		}
+		t.Errorf("no issued log line for the RSA certificate:\n%s", r.logs)
 	})
 
 	t.Run("other names never reach the CA", func(t *testing.T) {
@@ -151,7 +172,7 @@ func TestACMETLSALPN01(t *testing.T) {
 
 	t.Run("certs command", func(t *testing.T) {
 		code, out, errOut := runCmd(t, nil, "certs", "-config", s.config)
-		for _, want := range []string{"acme", acmeHost, "ECDSA P-256", "Pebble Intermediate", time.Now().UTC().Format(time.DateOnly),
+		for _, want := range []string{"acme", acmeHost, "ECDSA P-256", "RSA-2048", "Pebble Intermediate", time.Now().UTC().Format(time.DateOnly),
 			filepath.Join(s.dataDir, "acme", acmeHost)} {
 			if !strings.Contains(out, want) {
 				t.Errorf("httpsd certs output lacks %q:\n%s", want, out)
@@ -161,6 +182,10 @@ func TestACMETLSALPN01(t *testing.T) {
 			t.Errorf("httpsd certs = exit %d, want 0: %s", code, errOut)
 		}
 	})
+
+	if m := r.logs.find("acme: renewal request failed"); m != nil {
+		t.Errorf("a renewal failure was logged while nothing renewed: %v", m)
+	}
 
 	t.Run("restart with the CA down serves the cached certificate", func(t *testing.T) {
 		r.stop(t)
@@ -181,7 +206,7 @@ func TestACMETLSALPN01(t *testing.T) {
 func TestACMEHTTP01(t *testing.T) {
 	s := newACMESetup(t)
 	// tls-alpn-01 cannot reach us, so autocert falls back to http-01.
-	p := startPebble(t, s.httpPort, freePort(t))
+	p := startPebble(t, s.httpPort, freePort(t), 0)
 	s.write(t, p.directory, p.apiRoots)
 	r := startRun(t, nil, "-config", s.config)
 	waitLog(t, r, "acme: certificate ready", 30*time.Second)
@@ -236,7 +261,7 @@ func TestACMEUnreachable(t *testing.T) {
 }
 
 func TestCheckOnline(t *testing.T) {
-	p := startPebble(t, freePort(t), freePort(t))
+	p := startPebble(t, freePort(t), freePort(t), 0)
 	good := newACMESetup(t).write(t, p.directory, p.apiRoots)
 	code, out, errOut := runCmd(t, nil, "check", "-online", "-resolver", p.dns, "-config", good.config)
 	for _, want := range []string{"ok   acme directory " + p.directory, "ok   data_dir", "ok   host test.example: [127.0.0.1]; note: only non-public"} {
@@ -280,4 +305,43 @@ func readyz(t *testing.T, admin string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// TestACMERenewal has Pebble issue 12-second certificates, renewed 10
+// seconds before they end: autocert renews them, httpsd logs it and serves
+// the new one; with the CA gone, the failure is logged and the current
+// certificate stays in service.
+func TestACMERenewal(t *testing.T) {
+	s := newACMESetup(t)
+	p := startPebble(t, freePort(t), s.httpsPort, 12)
+	s.write(t, p.directory, p.apiRoots, "renew_before: 10s")
+	r := startRun(t, nil, "-config", s.config)
+	waitLog(t, r, "acme: certificate ready", 30*time.Second)
+	https := "127.0.0.1:" + strconv.Itoa(s.httpsPort)
+	first := getHello(t, https, p.root, nil)
+	renewed := waitLog(t, r, "acme: certificate renewed", 10*time.Second)
+	if renewed["host"] != acmeHost {
+		t.Errorf("renewed log line = %v, want host %s", renewed, acmeHost)
+	}
+	second := getHello(t, https, p.root, nil)
+	if second.Equal(first) {
+		t.Errorf("after renewal the server still serves the first certificate (serial %v)", first.SerialNumber)
+	}
+	p.stop()
+	failed := waitLog(t, r, "acme: renewal request failed", 10*time.Second)
+	if !strings.Contains(fmt.Sprint(failed["problem"]), "connection refused") {
+		t.Errorf("renewal failure log = %v, want the CA's connection error", failed)
+	}
+	conn, err := tls.Dial("tcp", https, &tls.Config{ServerName: acmeHost, RootCAs: rootPool(p.root)})
+	if err != nil {
+		t.Fatalf("handshake after a failed renewal: %v, want the current certificate still served", err)
+	}
+	conn.Close()
+	r.stop(t)
+}
+
+func rootPool(root *x509.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	return pool
 }

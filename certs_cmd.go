@@ -14,8 +14,8 @@ import (
 )
 
 // listCerts prints every certificate the server would serve, from files,
-// the local CA or the ACME cache, without contacting anyone. It returns
-// errExpired when one has expired.
+// the local CA or the ACME cache, without contacting anyone. It returns an
+// error when one has expired.
 func listCerts(cfg *Config, stdout io.Writer) error {
 	var infos []certs.Info
 	var notes []string
@@ -84,7 +84,7 @@ func printInfos(w io.Writer, infos []certs.Info, notes []string, now time.Time) 
 		fmt.Fprintln(w, n)
 	}
 	if expired > 0 {
-		return fmt.Errorf("%d certificate(s) %w", expired, errExpired)
+		return fmt.Errorf("%d certificate(s) expired", expired)
 	}
 	return nil
 }

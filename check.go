@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -60,6 +59,3 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 	}
 	return nil
 }
-
-// errExpired reports expired certificates from the certs command.
-var errExpired = errors.New("expired")

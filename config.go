@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,14 +151,21 @@ func loadConfig(file string, lookupEnv func(string) (string, bool)) (*Config, er
 // decodeYAML sets the keys present in data. Unknown keys, wrong types and
 // unparsable values are errors naming file, line and key.
 func (c *Config) decodeYAML(file string, data []byte) []error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err == io.EOF { // empty file: all defaults
+		return nil
+	} else if err != nil {
 		return []error{fmt.Errorf("%s: %w", file, err)}
 	}
-	if len(doc.Content) == 0 { // empty file: all defaults
-		return nil
-	}
 	d := decoder{c: c, file: file, fields: c.fields()}
+	var next yaml.Node
+	if err := dec.Decode(&next); err != io.EOF {
+		d.errs = append(d.errs, fmt.Errorf("%s:%d: only one YAML document is allowed", file, next.Line))
+	}
+	if len(doc.Content) == 0 {
+		return d.errs
+	}
 	d.mapping("", doc.Content[0])
 	return d.errs
 }

@@ -179,6 +179,13 @@ func (d *decoder) mapping(prefix string, n *yaml.Node) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		key := prefix + k.Value
+		if prefix == "" && strings.HasPrefix(k.Value, "x-") {
+			continue // extension keys, e.g. to hold YAML anchors, as in Compose files
+		}
+		if k.Value == "<<" {
+			d.failf(k, strings.TrimSuffix(prefix, "."), "YAML merge keys (<<) are not supported; write the keys out")
+			continue
+		}
 		if line, dup := seen[key]; dup {
 			d.failf(k, key, "duplicate key (first set on line %d)", line)
 			continue
@@ -196,20 +203,22 @@ func (d *decoder) mapping(prefix string, n *yaml.Node) {
 				d.failf(k, key, "unknown key")
 				continue
 			}
-			d.value(f, v)
+			d.value(f, v, k.Line)
 		}
 	}
 }
 
-// value sets one field from a scalar or a sequence of scalars.
-func (d *decoder) value(f *field, n *yaml.Node) {
+// value sets one field from a scalar or a sequence of scalars; errors
+// name line, the key's (the value may be an alias of a node elsewhere).
+func (d *decoder) value(f *field, n *yaml.Node, line int) {
 	n = resolveAlias(n)
+	at := &yaml.Node{Line: line}
 	if f.setList != nil {
-		d.list(f, n)
+		d.list(f, n, at)
 		return
 	}
 	if n.Kind != yaml.ScalarNode {
-		d.failf(n, f.key, "expected a single value, got %s", describeNode(n))
+		d.failf(at, f.key, "expected a single value, got %s", describeNode(n))
 		return
 	}
 	v := n.Value
@@ -220,24 +229,24 @@ func (d *decoder) value(f *field, n *yaml.Node) {
 		v = d.c.resolvePath(d.file, v)
 	}
 	if err := f.setString(v); err != nil {
-		d.failf(n, f.key, "%v", err)
+		d.failf(at, f.key, "%v", err)
 	}
 }
 
-func (d *decoder) list(f *field, n *yaml.Node) {
+func (d *decoder) list(f *field, n, at *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		f.setList(nil)
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.failf(n, f.key, "expected a list such as [a.example, b.example], got %s", describeNode(n))
+		d.failf(at, f.key, "expected a list such as [a.example, b.example], got %s", describeNode(n))
 		return
 	}
 	items := make([]string, 0, len(n.Content))
 	for _, it := range n.Content {
 		it = resolveAlias(it)
-		if it.Kind != yaml.ScalarNode {
-			d.failf(it, f.key, "expected a list of strings, got %s in it", describeNode(it))
+		if it.Kind != yaml.ScalarNode || it.Tag == "!!null" {
+			d.failf(at, f.key, "expected a list of strings, got %s in it", describeNode(it))
 			return
 		}
 		items = append(items, it.Value)
@@ -278,10 +287,12 @@ func (d *decoder) certificates(key string, n *yaml.Node) {
 				continue
 			}
 			if v.Kind != yaml.ScalarNode {
-				d.failf(v, ikey+"."+k.Value, "expected a file name, got %s", describeNode(v))
+				d.failf(k, ikey+"."+k.Value, "expected a file name, got %s", describeNode(v))
 				continue
 			}
-			*dst = d.c.resolvePath(d.file, v.Value)
+			if v.Tag != "!!null" {
+				*dst = d.c.resolvePath(d.file, v.Value)
+			}
 		}
 		d.c.TLS.Certificates = append(d.c.TLS.Certificates, pair)
 	}
@@ -301,6 +312,9 @@ func describeNode(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
 		return strconv.Quote(n.Value)
 	}
 	return "nothing"

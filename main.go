@@ -74,6 +74,10 @@ func exitCode(err error) int {
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal during the graceful shutdown ends the process at once
+	}()
 
 	cmd, rest := "serve", args[1:]
 	if len(rest) > 0 && !isFlag(rest[0]) {

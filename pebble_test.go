@@ -36,8 +36,9 @@ type pebble struct {
 }
 
 // startPebble starts a fresh CA whose validation connects to 127.0.0.1 on
-// httpPort for http-01 and tlsPort for tls-alpn-01.
-func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
+// httpPort for http-01 and tlsPort for tls-alpn-01, issuing certificates
+// valid for validity seconds (0: Pebble's default, 90 days).
+func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebble {
 	t.Helper()
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
@@ -46,7 +47,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 	p := &pebble{dns: startDNS(t, quiet)}
 
 	store := pebbledb.NewMemoryStore()
-	ca := pebbleca.New(quiet, store, "", "ecdsa", 0, 1, map[string]pebbleca.Profile{"default": {Description: "default"}})
+	ca := pebbleca.New(quiet, store, "", "ecdsa", 0, 1, map[string]pebbleca.Profile{"default": {Description: "default", ValidityPeriod: validity}})
 	va := pebbleva.New(quiet, httpPort, tlsPort, false, p.dns, store)
 	wfe := pebblewfe.New(quiet, store, va, ca, nil, false, false, 0, 0)
 	api := wfe.Handler()

@@ -80,7 +80,9 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	opts.Metrics = d.reg
 	if src.acme != nil {
 		opts.ExtraALPN = []string{acme.ALPNProto}
-		opts.WrapRedirect = src.acme.HTTPHandler
+		if lns.http != nil { // else autocert would offer http-01, which cannot work
+			opts.WrapRedirect = src.acme.HTTPHandler
+		}
 	}
 	d.srv = server.New(opts)
 	var admin *http.Server

@@ -16,13 +16,15 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 )
 
-// challengeObserver is the ACME client's transport. autocert drops the
-// CA's reason when a challenge fails ("no viable challenge type found"), so
-// it reads every authorization the CA returns and reports each failed
-// challenge with the CA's problem type and detail.
-type challengeObserver struct {
-	base   http.RoundTripper
-	failed func(authzURL, host, challenge, problem string)
+// caObserver is the ACME client's transport. autocert drops the CA's
+// reason when a challenge fails ("no viable challenge type found") and
+// every error of its background renewals, so this reads what the CA
+// returns: each failed challenge of an authorization goes to failed, every
+// refused request (an ACME problem document) or unreachable CA to refused.
+type caObserver struct {
+	base    http.RoundTripper
+	failed  func(authzURL, host, challenge, problem string)
+	refused func(url, problem string)
 }
 
 // authzBody is the part of an ACME authorization object read here.
@@ -40,11 +42,26 @@ type authzBody struct {
 	} `json:"challenges"`
 }
 
-func (o challengeObserver) RoundTrip(req *http.Request) (*http.Response, error) {
+func (o caObserver) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := o.base.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
-		resp.ContentLength > 1<<20 {
+	if err != nil {
+		o.refused(req.URL.String(), err.Error())
 		return resp, err
+	}
+	if resp.StatusCode >= 400 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		var p struct{ Type, Detail string }
+		json.Unmarshal(body, &p)
+		if !strings.HasSuffix(p.Type, ":badNonce") { // retried by the client itself
+			o.refused(req.URL.String(), resp.Status+": "+strings.TrimPrefix(p.Type, "urn:ietf:params:acme:error:")+": "+p.Detail)
+		}
+		return resp, nil
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+		resp.ContentLength > 1<<20 {
+		return resp, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
@@ -72,6 +89,16 @@ func (a *ACME) challengeFailed(authzURL, host, challenge, problem string) {
 	a.mu.Unlock()
 	if !seen {
 		a.logger.Warn("acme: challenge failed", "host", host, "challenge", challenge, "problem", problem)
+	}
+}
+
+// caRefused logs what the CA refused, or that it was unreachable, when no
+// attempt of Run's or a handshake's is running (those log their own
+// failure): such requests are autocert's background renewals.
+func (a *ACME) caRefused(url, problem string) {
+	if a.attempts.Load() == 0 {
+		a.logger.Warn("acme: renewal request failed; autocert retries in 30 to 60 minutes and the current certificate stays in service",
+			"url", url, "problem", problem)
 	}
 }
 
@@ -107,11 +134,8 @@ func isTokenKey(key string) bool {
 
 // certStored logs an issued or renewed certificate stored under key.
 func (a *ACME) certStored(key string, data []byte) {
-	host := strings.TrimSuffix(key, "_rsa")
-	a.mu.Lock()
-	st, ok := a.hosts[host]
-	a.mu.Unlock()
-	if !ok || isTokenKey(key) {
+	st, ok := a.states[key]
+	if !ok {
 		return
 	}
 	leaf := leafFromPEM(data)
@@ -128,7 +152,7 @@ func (a *ACME) certStored(key string, data []byte) {
 	}
 	st.leaf = leaf
 	a.mu.Unlock()
-	a.logger.Info("acme: certificate "+event, "host", host, "key", keyType(leaf), "issuer", leaf.Issuer.CommonName,
+	a.logger.Info("acme: certificate "+event, "host", st.name, "key", keyType(leaf), "issuer", leaf.Issuer.CommonName,
 		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "renewal_due", renewalDue(leaf, a.renew).UTC().Format(time.RFC3339))
 }
 

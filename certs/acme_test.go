@@ -74,8 +74,8 @@ func TestACMEBackoffSchedule(t *testing.T) {
 			return len(calls)
 		}
 		before := count()
-		_, err = a.GetCertificate(&tls.ClientHelloInfo{ServerName: "a.example"})
-		if err == nil || !strings.Contains(err.Error(), "no certificate for a.example yet; next attempt at") {
+		_, err = a.GetCertificate(tls13Hello("a.example"))
+		if err == nil || !strings.Contains(err.Error(), "no ECDSA certificate for a.example yet; next attempt at") {
 			t.Errorf("handshake during backoff = %v, want a fast failure naming the next attempt", err)
 		}
 		if count() != before {
@@ -104,7 +104,7 @@ func TestACMEBackoffSchedule(t *testing.T) {
 		if !strings.Contains(logs.String(), "next_attempt_in=1h0m0s") {
 			t.Errorf("no failure log with the capped backoff of 1h:\n%s", logs.String())
 		}
-		if _, err := a.GetCertificate(&tls.ClientHelloInfo{ServerName: "a.example"}); err != nil {
+		if _, err := a.GetCertificate(tls13Hello("a.example")); err != nil {
 			t.Errorf("handshake after success = %v, want the certificate", err)
 		}
 
@@ -153,31 +153,28 @@ func TestACMERefusesOtherHosts(t *testing.T) {
 	}
 }
 
-func TestPreferECDSA(t *testing.T) {
+func TestKeyFor(t *testing.T) {
 	ecdsaSig := []tls.SignatureScheme{tls.PSSWithSHA256, tls.ECDSAWithP256AndSHA256}
+	tls12 := []uint16{tls.VersionTLS12}
 	tests := []struct {
 		name  string
 		hello tls.ClientHelloInfo
-		want  bool // autocert then sees ECDSA support
+		want  string
 	}{
 		{"TLS 1.3 only", tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS13}, SignatureSchemes: ecdsaSig,
-			CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.X25519MLKEM768, tls.X25519}}, true},
+			CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.X25519MLKEM768, tls.X25519}}, "a.example"},
 		{"TLS 1.3 without ECDSA signatures", tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS13},
-			SignatureSchemes: []tls.SignatureScheme{tls.PSSWithSHA256}, CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}}, false},
-		{"TLS 1.2 RSA only", tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS12}, SignatureSchemes: ecdsaSig,
-			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256}}, false},
+			SignatureSchemes: []tls.SignatureScheme{tls.PSSWithSHA256}, CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}}, "a.example+rsa"},
+		{"TLS 1.2 ECDSA", tls.ClientHelloInfo{SupportedVersions: tls12, SignatureSchemes: ecdsaSig,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256}}, "a.example"},
+		{"TLS 1.2 RSA suites only", tls.ClientHelloInfo{SupportedVersions: tls12, SignatureSchemes: ecdsaSig,
+			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256}}, "a.example+rsa"},
+		{"TLS 1.2 ECDSA without P-256", tls.ClientHelloInfo{SupportedVersions: tls12, SignatureSchemes: ecdsaSig,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.X25519}}, "a.example+rsa"},
 	}
 	for _, tt := range tests {
-		h := preferECDSA(&tt.hello)
-		got := false
-		for _, s := range h.CipherSuites {
-			got = got || s == tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-		}
-		if got != tt.want {
-			t.Errorf("preferECDSA(%s) offers ECDSA = %v, want %v", tt.name, got, tt.want)
-		}
-		if len(tt.hello.CipherSuites) > 0 && tt.hello.CipherSuites[len(tt.hello.CipherSuites)-1] == tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 && !tt.want {
-			t.Errorf("preferECDSA(%s) changed the client's hello", tt.name)
+		if got, _ := keyFor("a.example", &tt.hello); got != tt.want {
+			t.Errorf("keyFor(%s) = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }
@@ -188,4 +185,10 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("backoff(1m, 1h, %d) = %v, want %v", failures, got, want)
 		}
 	}
+}
+
+// tls13Hello is the hello of a TLS 1.3 client that accepts ECDSA.
+func tls13Hello(name string) *tls.ClientHelloInfo {
+	return &tls.ClientHelloInfo{ServerName: name, SupportedVersions: []uint16{tls.VersionTLS13},
+		SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}}
 }

@@ -51,12 +51,12 @@ func ReadLeaf(file string) (*x509.Certificate, error) {
 }
 
 // ACMECached describes the certificates for hosts in an autocert cache
-// directory, ECDSA and RSA, without contacting anyone. Hosts with no
-// certificate yet are left out.
+// directory, ECDSA (cached as HOST) and RSA (HOST+rsa), without contacting
+// anyone. Hosts with no certificate yet are left out.
 func ACMECached(cacheDir string, hosts []string) ([]Info, error) {
 	var infos []Info
 	for _, h := range hosts {
-		for _, key := range []string{h, h + "_rsa"} {
+		for _, key := range []string{h, h + "+rsa"} {
 			file := filepath.Join(cacheDir, key)
 			leaf, err := ReadLeaf(file)
 			if errors.Is(err, fs.ErrNotExist) {

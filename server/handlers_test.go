@@ -155,6 +155,7 @@ func TestRedirect(t *testing.T) {
 		{8443, "GET", "/", "[::1]:8080", 308, "https://[::1]:8443/"},
 		{8443, "GET", "/", "evil.example", 421, ""},
 		{8443, "GET", "//evil.example/", "evil.example", 421, ""},
+		{8443, "GET", "//evil.example/", "localhost", 308, "https://localhost:8443//evil.example/"},
 		{8443, "GET", "/x", "localhost@evil.example", 421, ""},
 	}
 	for _, tt := range tests {
