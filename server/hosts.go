@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 )
@@ -52,10 +51,16 @@ func normalizeHost(h string) string {
 }
 
 // hostOnly strips the port from a Host header value, keeping IPv6 literals
-// without brackets.
+// without brackets. It does not allocate.
 func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
+	if strings.HasPrefix(hostport, "[") {
+		if end := strings.IndexByte(hostport, ']'); end > 0 {
+			return hostport[1:end]
+		}
+		return hostport[1:]
 	}
-	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+	if i := strings.IndexByte(hostport, ':'); i >= 0 && strings.IndexByte(hostport[i+1:], ':') < 0 {
+		return hostport[:i] // host:port; a bare IPv6 literal has several colons
+	}
+	return hostport
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,13 +58,48 @@ func (m *metrics) code(status int) string {
 	return strconv.Itoa(status)
 }
 
-// method bounds the method label to the standard methods.
-func method(m string) string {
-	switch m {
-	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE":
-		return m
+// methods are the method label values; any other method counts as OTHER.
+var methods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"}
+
+func methodIndex(m string) int {
+	for i, v := range methods[:len(methods)-1] {
+		if v == m {
+			return i
+		}
 	}
-	return "OTHER"
+	return len(methods) - 1
+}
+
+// routeStats records the requests of one route. It resolves each series
+// once, since looking series up by label values costs more than the hello
+// handler itself.
+type routeStats struct {
+	name     string
+	m        *metrics
+	duration prometheus.Observer
+	counters [len(methods)][500]atomic.Pointer[prometheus.Counter] // by method, status-100
+}
+
+func (m *metrics) route(name string) *routeStats {
+	return &routeStats{name: name, m: m, duration: m.duration.WithLabelValues(name)}
+}
+
+// observe counts a request answered with status after elapsed.
+func (rs *routeStats) observe(method string, status int, elapsed time.Duration) {
+	rs.duration.Observe(elapsed.Seconds())
+	mi := methodIndex(method)
+	if status < 100 || status >= 600 {
+		rs.m.requests.WithLabelValues(rs.name, methods[mi], strconv.Itoa(status)).Inc()
+		return
+	}
+	slot := &rs.counters[mi][status-100]
+	c := slot.Load()
+	if c == nil {
+		counter := rs.m.requests.WithLabelValues(rs.name, methods[mi], rs.m.code(status))
+		c = &counter
+		slot.Store(c)
+	}
+	(*c).Inc()
 }
 
 // handshake counts a completed handshake; it is tls.Config.VerifyConnection.

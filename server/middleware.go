@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -29,7 +30,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 		st := s.live.Load()
 		start := time.Now()
 		rec := recorders.Get().(*recorder)
-		*rec = recorder{ResponseWriter: w, route: "unmatched"}
+		*rec = recorder{ResponseWriter: w, route: s.unmatched}
 		s.metrics.inFlight.Inc()
 		s.serve(st, rec, r, next)
 		s.metrics.inFlight.Dec()
@@ -40,8 +41,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.metrics.requests.WithLabelValues(route, method(r.Method), s.metrics.code(status)).Inc()
-		s.metrics.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+		route.observe(r.Method, status, elapsed)
 		if st.accessLog {
 			s.logRequest(r, status, n, elapsed)
 		}
@@ -75,7 +75,7 @@ func (s *Server) serve(st *settings, w http.ResponseWriter, r *http.Request, nex
 		s.reject(w, http.StatusMisdirectedRequest, "421 misdirected request")
 		return
 	}
-	if st.maxBody > 0 {
+	if st.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > st.maxBody {
 			w.Header().Set("Connection", "close")
 			s.reject(w, http.StatusRequestEntityTooLarge, "413 request body too large")
@@ -159,7 +159,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
-	route  string
+	route  *routeStats
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -174,6 +174,23 @@ func (rec *recorder) Write(p []byte) (int, error) {
 		rec.status = http.StatusOK
 	}
 	n, err := rec.ResponseWriter.Write(p)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// WriteString writes without converting s to a byte slice when the
+// underlying writer can (net/http's does).
+func (rec *recorder) WriteString(s string) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	var n int
+	var err error
+	if sw, ok := rec.ResponseWriter.(io.StringWriter); ok {
+		n, err = sw.WriteString(s)
+	} else {
+		n, err = rec.ResponseWriter.Write([]byte(s))
+	}
 	rec.bytes += int64(n)
 	return n, err
 }

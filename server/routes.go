@@ -6,8 +6,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// routes lists every HTTPS route.
-func routes() *httprouter.Router {
+// routes lists every HTTPS route; m records their requests.
+func routes(m *metrics) *httprouter.Router {
 	r := httprouter.New()
 	// Cleaning or slash-fixing redirects would send /hello/..%2Fhealthz or
 	// /hello/a%2F to a different route or name; such paths are plain 404s.
@@ -15,20 +15,20 @@ func routes() *httprouter.Router {
 	r.RedirectFixedPath = false
 	r.NotFound = http.HandlerFunc(notFound)
 
-	hello := route("/hello/:name", handleHello())
+	hello := route(m.route("/hello/:name"), handleHello())
 	r.GET("/hello/:name", hello)
 	r.HEAD("/hello/:name", hello)
-	healthz := route("/healthz", handleHealthz())
+	healthz := route(m.route("/healthz"), handleHealthz())
 	r.GET("/healthz", healthz)
 	r.HEAD("/healthz", healthz)
 	return r
 }
 
-// route labels h's requests with pattern in metrics.
-func route(pattern string, h httprouter.Handle) httprouter.Handle {
+// route has h's requests recorded in stats.
+func route(stats *routeStats, h httprouter.Handle) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if rec, ok := w.(*recorder); ok {
-			rec.route = pattern
+			rec.route = stats
 		}
 		h(w, r, ps)
 	}

@@ -99,12 +99,13 @@ type settings struct {
 
 // Server serves the app over HTTPS and redirects plain HTTP to it.
 type Server struct {
-	logger   *slog.Logger
-	metrics  *metrics
-	live     atomic.Pointer[settings]
-	maxConns atomic.Int64 // Limits.MaxConnsPerIP
-	https    *http.Server
-	http     *http.Server
+	logger    *slog.Logger
+	metrics   *metrics
+	unmatched *routeStats // requests no route answered: 404, 405, 421, ...
+	live      atomic.Pointer[settings]
+	maxConns  atomic.Int64 // Limits.MaxConnsPerIP
+	https     *http.Server
+	http      *http.Server
 }
 
 // New returns a Server for opts; it does not listen yet.
@@ -116,6 +117,7 @@ func New(opts Options) *Server {
 		opts.Metrics = prometheus.NewRegistry()
 	}
 	s := &Server{logger: opts.Logger, metrics: newMetrics(opts.Metrics)}
+	s.unmatched = s.metrics.route("unmatched")
 	s.Update(opts)
 	lim := opts.Limits.withDefaults()
 	newServer := func(h http.Handler, tlsConf *tls.Config) *http.Server {
@@ -138,7 +140,7 @@ func New(opts Options) *Server {
 	}
 	tlsConf := TLSConfig(opts.GetCertificate, opts.MinVersion, opts.ExtraALPN...)
 	tlsConf.VerifyConnection = s.metrics.handshake
-	s.https = newServer(s.app(routes()), tlsConf)
+	s.https = newServer(s.app(routes(s.metrics)), tlsConf)
 	s.http = newServer(redirect, nil)
 	return s
 }

@@ -1,5 +1,2 @@
 #!/usr/bin/env bash
-set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "${PEERS_DIR:-$HERE/../../../shared/peers}/common.sh"
-stop_pid "$RUN_ROOT/httpsd/pid"
+exec "$(dirname "$0")/../peer.sh" stop "$(dirname "$0")"

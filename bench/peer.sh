@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# peer.sh start|stop DIR: runs httpsd as a compare.sh peer from a folder
+# holding `port` and `env` (HTTPSD_* settings, one KEY=VALUE a line): files
+# source with the rig's $CERT and $KEY on 127.0.0.1:PORT, pinned with
+# $PIN_PREFIX, its pid and log under $RUN_ROOT/<folder name>.
+set -euo pipefail
+cmd=$1 DIR=$(cd "$2" && pwd)
+. "${PEERS_DIR:-$DIR/../../../shared/peers}/common.sh"
+NAME=$(basename "$DIR") PORT=$(cat "$DIR/port") D=$RUN_ROOT/$(basename "$DIR")
+if [ "$cmd" = stop ]; then
+  stop_pid "$D/pid"
+  exit 0
+fi
+mkdir -p "$D"
+go build -C "$DIR/../.." -o "$D/httpsd" .
+cat >"$D/config.yaml" <<YAML
+listen: {https: "127.0.0.1:$PORT", http: "", admin: ""}
+data_dir: $D/data
+tls:
+  source: files
+  certificates: [{cert: "$CERT", key: "$KEY"}]
+YAML
+set -a
+. "$DIR/env"
+set +a
+"${PIN_PREFIX[@]}" "$D/httpsd" -config "$D/config.yaml" >"$D/log" 2>&1 &
+echo $! >"$D/pid"
+wait_port "$PORT"
