@@ -37,8 +37,8 @@ const usage = `Usage:
                                   -online also checks the ACME directory, data_dir and DNS
   httpsd certs [-config FILE]     list the certificates served, with their expiry
   httpsd health [-config FILE] [-url URL]
-                                  exit 0 if the server answers /healthz (default: the
-                                  HTTPS port on loopback), 1 if not
+                                  exit 0 if the server answers /healthz (default: the admin
+                                  listener, else the HTTPS port, on loopback), 1 if not
   httpsd version                  print the version
 
 The config file is -config, else $HTTPSD_CONFIG, else ./config.yaml if it
