@@ -16,26 +16,26 @@ import (
 	"time"
 )
 
-// logBuffer collects what run writes to stderr, safe for concurrent use.
-type logBuffer struct {
+// syncLog collects what run writes to stderr, safe for concurrent use.
+type syncLog struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *syncLog) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *logBuffer) String() string {
+func (b *syncLog) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
 // find returns the first JSON log line whose msg starts with msg, or nil.
-func (b *logBuffer) find(msg string) map[string]any {
+func (b *syncLog) find(msg string) map[string]any {
 	for _, line := range strings.Split(b.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) != nil {
@@ -52,7 +52,7 @@ func (b *logBuffer) find(msg string) map[string]any {
 type running struct {
 	cancel context.CancelFunc
 	done   chan error
-	logs   *logBuffer
+	logs   *syncLog
 	https  string // 127.0.0.1:PORT
 	http   string
 	admin  string
@@ -63,7 +63,7 @@ type running struct {
 func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1), logs: &logBuffer{}}
+	r := &running{cancel: cancel, done: make(chan error, 1), logs: &syncLog{}}
 	go func() {
 		r.done <- run(ctx, append([]string{"httpsd"}, args...), env(vars), os.Stdout, r.logs)
 	}()

@@ -47,6 +47,8 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	d := &daemon{file: file, lookupEnv: lookupEnv, cfg: cfg, level: new(slog.LevelVar), reg: prometheus.NewRegistry()}
 	d.level.Set(logLevels[cfg.Log.Level])
 	d.logger = newLogger(cfg.Log.Format, d.level, stderr)
+	accessOut := newLogBuffer(stderr)
+	defer accessOut.Flush()
 	d.reloads = registerMetrics(d.reg, d)
 	now := time.Now()
 	src, err := loadCertificates(cfg, now, d.logger)
@@ -77,6 +79,7 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	opts.MinVersion = tlsVersions[cfg.TLS.MinVersion]
 	opts.HTTPSPort = httpsPort
 	opts.Logger = d.logger
+	opts.AccessLogger = newLogger(cfg.Log.Format, d.level, accessOut)
 	opts.Metrics = d.reg
 	if src.acme != nil {
 		opts.ExtraALPN = []string{acme.ALPNProto}
@@ -101,6 +104,7 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	d.logStart(lns)
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
+	go accessOut.run(bg)
 	if src.acme != nil {
 		go src.acme.Run(bg)
 	}

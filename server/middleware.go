@@ -140,7 +140,7 @@ func (s *Server) logRequest(r *http.Request, status int, n int64, elapsed time.D
 	if r.TLS != nil {
 		tlsVersion = tls.VersionName(r.TLS.Version)
 	}
-	s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	s.access.LogAttrs(r.Context(), slog.LevelInfo, "request",
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
 		slog.String("path", r.URL.Path),

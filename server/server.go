@@ -44,6 +44,8 @@ type Options struct {
 	HTTPSPort int
 	// AccessLog logs one line per HTTPS request at info level.
 	AccessLog bool
+	// AccessLogger receives the access log; nil means Logger.
+	AccessLogger *slog.Logger
 	// Limits bounds the time, size and number of requests.
 	Limits Limits
 	// Logger receives the access log and errors; nil discards them.
@@ -100,6 +102,7 @@ type settings struct {
 // Server serves the app over HTTPS and redirects plain HTTP to it.
 type Server struct {
 	logger    *slog.Logger
+	access    *slog.Logger
 	metrics   *metrics
 	unmatched *routeStats // requests no route answered: 404, 405, 421, ...
 	live      atomic.Pointer[settings]
@@ -116,7 +119,10 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = prometheus.NewRegistry()
 	}
-	s := &Server{logger: opts.Logger, metrics: newMetrics(opts.Metrics)}
+	if opts.AccessLogger == nil {
+		opts.AccessLogger = opts.Logger
+	}
+	s := &Server{logger: opts.Logger, access: opts.AccessLogger, metrics: newMetrics(opts.Metrics)}
 	s.unmatched = s.metrics.route("unmatched")
 	s.Update(opts)
 	lim := opts.Limits.withDefaults()
