@@ -59,7 +59,7 @@ func run() error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := open(*addr, net.IPv4(127, 0, byte(i / *perIP / 250), byte(1+i / *perIP % 250)))
+			c, err := open(*addr, net.IPv4(127, 0, byte(i / *perIP / 250), byte(1 + i / *perIP % 250)))
 			if err != nil {
 				errs <- err
 				return
