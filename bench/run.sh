@@ -51,7 +51,7 @@ gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '
   echo
   echo "httpsd runs with its defaults: access log on, request limits on."
   echo
-  sed -n '/^| peer/,/^$/p' "$summary"
+  sed -n '/^| peer | port/,/^$/p' "$summary"
   echo
   sed -n '/^CPU during/,/^$/p' "$summary"
   sed -n '/^| peer | h1 (wrk)/,/^$/p' "$summary"
