@@ -113,7 +113,7 @@ func TestACMETLSALPN01(t *testing.T) {
 	}
 	https := "127.0.0.1:" + strconv.Itoa(s.httpsPort)
 	leaf := getHello(t, https, p.root, nil)
-	if code, body := readyz(t, r.admin); code != 200 {
+	if code, body := adminGet(t, r.admin, "/readyz"); code != 200 {
 		t.Errorf("GET /readyz with a certificate = %d %q, want 200", code, body)
 	}
 
@@ -250,7 +250,7 @@ func TestACMEUnreachable(t *testing.T) {
 		t.Errorf("handshake during backoff took %v, want it to fail fast", d)
 	}
 	waitLog(t, r, "acme: handshake refused, no certificate yet", 2*time.Second)
-	if code, body := readyz(t, r.admin); code != 503 || !strings.Contains(body, "no certificate for test.example yet") {
+	if code, body := adminGet(t, r.admin, "/readyz"); code != 503 || !strings.Contains(body, "no certificate for test.example yet") {
 		t.Errorf("GET /readyz without a certificate = %d %q, want 503 naming the host", code, body)
 	}
 	metrics := scrape(t, r.admin)
@@ -293,18 +293,6 @@ func TestCheckOnline(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readyz returns the admin listener's /readyz status and body.
-func readyz(t *testing.T, admin string) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
 }
 
 // TestACMERenewal has Pebble issue 12-second certificates, renewed 10

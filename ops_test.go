@@ -207,13 +207,20 @@ func TestReloadOnSIGHUP(t *testing.T) {
 // scrape returns the admin listener's /metrics.
 func scrape(t *testing.T, admin string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
+	_, body := adminGet(t, admin, "/metrics")
+	return body
+}
+
+// adminGet GETs path from the admin listener and returns status and body.
+func adminGet(t *testing.T, admin, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return string(body)
+	return resp.StatusCode, string(body)
 }
 
 func TestAdminMetrics(t *testing.T) {
@@ -245,13 +252,8 @@ func TestAdminMetrics(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/debug/pprof/": 404} {
-		resp, err := http.Get("http://" + r.admin + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET admin %s = %d, want %d", path, resp.StatusCode, want)
+		if code, _ := adminGet(t, r.admin, path); code != want {
+			t.Errorf("GET admin %s = %d, want %d", path, code, want)
 		}
 	}
 	r.stop(t)
