@@ -80,6 +80,9 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	opts.HTTPSPort = httpsPort
 	opts.Logger = d.logger
 	opts.AccessLogger = newLogger(cfg.Log.Format, d.level, accessOut)
+	if cfg.Log.Format == "text" {
+		opts.AccessLogText, opts.AccessLogLevel = accessOut, d.level
+	}
 	opts.Metrics = d.reg
 	if src.acme != nil {
 		opts.ExtraALPN = []string{acme.ALPNProto}

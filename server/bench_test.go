@@ -54,6 +54,8 @@ func BenchmarkHello(b *testing.B) {
 		{"httpsd+rate", New(Options{Hosts: []string{"localhost"}, Limits: Limits{MaxConcurrent: 1024, QueueTimeout: 100 * time.Millisecond,
 			MaxConnsPerIP: 256, MaxBodyBytes: 1 << 20, RatePerIP: 1e9, BurstPerIP: 1e9}}).Handler()},
 		{"httpsd+accesslog", New(Options{Hosts: []string{"localhost"}, AccessLog: true,
+			AccessLogText: io.Discard}).Handler()},
+		{"httpsd+accesslog-slog", New(Options{Hosts: []string{"localhost"}, AccessLog: true,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Handler()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

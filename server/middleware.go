@@ -136,6 +136,10 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logRequest(r *http.Request, status int, n int64, elapsed time.Duration) {
+	if s.fastLog != nil {
+		s.fastLog.log(r, status, n, elapsed)
+		return
+	}
 	tlsVersion := ""
 	if r.TLS != nil {
 		tlsVersion = tls.VersionName(r.TLS.Version)
