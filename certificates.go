@@ -14,8 +14,18 @@ import (
 	"httpsd/certs"
 )
 
-// defaultSelfSignedHosts are served by the local CA when hosts is unset.
-var defaultSelfSignedHosts = []string{"localhost", "127.0.0.1", "::1"}
+// hostsFor returns the hosts served: the configured ones, else the
+// names in the certificate files (set) or, for the local CA, localhost,
+// 127.0.0.1 and ::1.
+func hostsFor(configured []string, set *certs.Set) []string {
+	switch {
+	case len(configured) > 0:
+		return configured
+	case set != nil:
+		return set.Names()
+	}
+	return []string{"localhost", "127.0.0.1", "::1"}
+}
 
 // expiryWarning is how close to its end a certificate draws a warning.
 const expiryWarning = 14 * 24 * time.Hour
@@ -68,9 +78,7 @@ func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger) (*certSou
 		}
 		src.set.Store(set)
 		src.files = certs.NewFileWatcher(pairs, src.set.Store, logger)
-		if len(src.hosts) == 0 {
-			src.hosts = set.Names()
-		}
+		src.hosts = hostsFor(cfg.Hosts, set)
 	case sourceACME:
 		a, err := newACME(cfg, logger)
 		if err != nil {
@@ -78,9 +86,7 @@ func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger) (*certSou
 		}
 		src.acme = a
 	default:
-		if len(src.hosts) == 0 {
-			src.hosts = defaultSelfSignedHosts
-		}
+		src.hosts = hostsFor(cfg.Hosts, nil)
 		set, err := certs.LocalCA(cfg.DataDir, src.hosts, now)
 		if err != nil {
 			return nil, err

@@ -26,9 +26,7 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 		if err != nil {
 			return usageError{err}
 		}
-		if len(hosts) == 0 {
-			hosts = set.Names()
-		}
+		hosts = hostsFor(hosts, set)
 		for _, w := range certWarnings(set, hosts, now) {
 			fmt.Fprintln(stdout, "warning:", w)
 		}
@@ -39,9 +37,7 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 			}
 		}
 	default:
-		if len(hosts) == 0 {
-			hosts = defaultSelfSignedHosts
-		}
+		hosts = hostsFor(hosts, nil)
 		exists, err := certs.CheckLocalCA(cfg.DataDir, now)
 		if err != nil {
 			return usageError{err}

@@ -36,19 +36,12 @@ func (d *daemon) reload() {
 		if err := d.src.files.SetPairs(certPairs(cfg.TLS.Certificates), time.Now()); err != nil {
 			d.reloads.WithLabelValues("failure").Inc()
 			d.logger.Error("config reload failed; keeping the running config", "problem", strings.ReplaceAll(err.Error(), "\n", "; "))
-			cfg.TLS.Certificates = old.TLS.Certificates
 			d.src.files.SetPairs(certPairs(old.TLS.Certificates), time.Now())
 			return
 		}
-		hosts = cfg.Hosts
-		if len(hosts) == 0 {
-			hosts = d.src.set.Load().Names()
-		}
+		hosts = hostsFor(cfg.Hosts, d.src.set.Load())
 	case d.src.acme == nil: // the local CA: a new leaf when the hosts change
-		hosts = cfg.Hosts
-		if len(hosts) == 0 {
-			hosts = defaultSelfSignedHosts
-		}
+		hosts = hostsFor(cfg.Hosts, nil)
 		if !reflect.DeepEqual(hosts, d.src.hosts) {
 			set, err := certs.LocalCA(cfg.DataDir, hosts, time.Now())
 			if err != nil {
