@@ -13,10 +13,6 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
-
-	// Mozilla's CA roots, used only where the system has none (the scratch
-	// container image), to reach ACME servers.
-	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".

@@ -108,6 +108,7 @@ need=()
 [ -x "$DOCKER_BIN" ] && [ -x "$DOCKERD_BIN" ] || need+=(docker.io)
 busybox_is_static || need+=(busybox-static)
 command -v curl >/dev/null || need+=(curl)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v ss >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
 	t=$(now_us)
@@ -180,6 +181,9 @@ mkdir -p "$ROOTFS"/{bin,etc,tmp,root,go,src}
 chmod 1777 "$ROOTFS/tmp"
 chmod 700 "$ROOTFS/root"
 cp /bin/busybox "$ROOTFS/bin/busybox"
+# The CA bundle the official golang image has (Debian's ca-certificates).
+mkdir -p "$ROOTFS/etc/ssl/certs"
+cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/"
 for a in $(/bin/busybox --list); do
 	[ "$a" = busybox ] || ln -s busybox "$ROOTFS/bin/$a"
 done
@@ -246,6 +250,11 @@ log "$APP_IMAGE: $APP_IMAGE_SIZE bytes"
 	die "image USER is not $UID_EXPECTED:$UID_EXPECTED"
 "$DOCKER_BIN" image inspect -f '{{json .Config.Healthcheck.Test}}' "$APP_IMAGE" | grep -q '"/httpsd","health"' ||
 	die "image has no HEALTHCHECK CMD /httpsd health"
+# The CA bundle for ACME servers, where Go looks for it.
+BUNDLE_CTR=$("$DOCKER_BIN" create "$APP_IMAGE")
+"$DOCKER_BIN" export "$BUNDLE_CTR" | tar -xO etc/ssl/certs/ca-certificates.crt | cmp -s - /etc/ssl/certs/ca-certificates.crt ||
+	die "image lacks /etc/ssl/certs/ca-certificates.crt from the build stage"
+"$DOCKER_BIN" rm "$BUNDLE_CTR" >/dev/null
 "$DOCKER_BIN" run --rm "$APP_IMAGE" version | grep -q "httpsd $APP_VERSION" || die "httpsd version does not print $APP_VERSION"
 
 # ------------------------------------------------------------ 5. run it ---
