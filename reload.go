@@ -19,7 +19,7 @@ func (d *daemon) reload() {
 	old := d.cfg
 	cfg, err := loadConfig(d.file, d.lookupEnv)
 	if err != nil {
-		d.reloads.WithLabelValues("failure").Inc()
+		d.reloads.failure.Inc()
 		for _, line := range strings.Split(err.Error(), "\n") {
 			d.logger.Error("config reload failed; keeping the running config", "problem", line)
 		}
@@ -34,7 +34,7 @@ func (d *daemon) reload() {
 	switch {
 	case d.src.files != nil:
 		if err := d.src.files.SetPairs(certPairs(cfg.TLS.Certificates), time.Now()); err != nil {
-			d.reloads.WithLabelValues("failure").Inc()
+			d.reloads.failure.Inc()
 			d.logger.Error("config reload failed; keeping the running config", "problem", strings.ReplaceAll(err.Error(), "\n", "; "))
 			d.src.files.SetPairs(certPairs(old.TLS.Certificates), time.Now())
 			return
@@ -45,7 +45,7 @@ func (d *daemon) reload() {
 		if !reflect.DeepEqual(hosts, d.src.hosts) {
 			set, err := certs.LocalCA(cfg.DataDir, hosts, time.Now())
 			if err != nil {
-				d.reloads.WithLabelValues("failure").Inc()
+				d.reloads.failure.Inc()
 				d.logger.Error("config reload failed; keeping the running config", "problem", err)
 				return
 			}
@@ -56,7 +56,7 @@ func (d *daemon) reload() {
 	d.level.Set(logLevels[cfg.Log.Level])
 	d.srv.Update(d.serverOptions(cfg, hosts))
 	d.cfg = cfg
-	d.reloads.WithLabelValues("success").Inc()
+	d.reloads.success.Inc()
 	d.logger.Info("config reloaded", "hosts", strings.Join(hosts, ","))
 }
 

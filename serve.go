@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/acme"
 
 	"httpsd/certs"
@@ -30,8 +29,8 @@ type daemon struct {
 	lookupEnv func(string) (string, bool)
 	logger    *slog.Logger
 	level     *slog.LevelVar
-	reg       *prometheus.Registry
-	reloads   *prometheus.CounterVec
+	reg       *server.Registry
+	reloads   reloadCounters
 
 	mu  sync.Mutex // guards cfg and src.hosts during reloads
 	cfg *Config
@@ -44,13 +43,13 @@ type daemon struct {
 // cancelled, re-reading the config on SIGHUP, then shuts down gracefully
 // within limits.shutdown_timeout.
 func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
-	d := &daemon{file: file, lookupEnv: lookupEnv, cfg: cfg, level: new(slog.LevelVar), reg: prometheus.NewRegistry()}
+	d := &daemon{file: file, lookupEnv: lookupEnv, cfg: cfg, level: new(slog.LevelVar), reg: new(server.Registry)}
 	d.level.Set(logLevels[cfg.Log.Level])
 	d.logger = newLogger(cfg.Log.Format, d.level, stderr)
 	accessOut := newLogBuffer(stderr)
 	defer accessOut.Flush()
-	d.reloads = registerMetrics(d.reg, d)
 	now := time.Now()
+	d.reloads = registerMetrics(d.reg, d, now)
 	src, err := loadCertificates(cfg, now, d.logger)
 	if err != nil {
 		return usageError{err}
@@ -98,7 +97,7 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 		go func() { errc <- d.srv.ServeRedirect(lns.http) }()
 	}
 	if lns.admin != nil {
-		admin = server.NewAdmin(server.AdminOptions{Gatherer: d.reg, Ready: d.ready, Pprof: cfg.Listen.AdminPprof, Logger: d.logger})
+		admin = server.NewAdmin(server.AdminOptions{Metrics: d.reg, Ready: d.ready, Pprof: cfg.Listen.AdminPprof, Logger: d.logger})
 		go func() { errc <- admin.Serve(lns.admin) }()
 	}
 	d.mu.Lock()

@@ -6,15 +6,12 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // AdminOptions configures the admin listener.
 type AdminOptions struct {
-	// Gatherer is served at /metrics; nil serves no metrics.
-	Gatherer prometheus.Gatherer
+	// Metrics is served at /metrics; nil serves no metrics.
+	Metrics *Registry
 	// Ready reports why the server is not ready, or nil when it is; nil
 	// counts as always ready.
 	Ready func() error
@@ -32,8 +29,8 @@ func NewAdmin(opts AdminOptions) *http.Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	if opts.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")

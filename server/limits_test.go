@@ -15,21 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
 // counterValue returns the value of the series name{labels} in reg, or -1.
-func counterValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+func counterValue(t *testing.T, reg *Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
+	if mf, ok := gather(t, reg)[name]; ok {
 		for _, m := range mf.GetMetric() {
 			if matches(m, labels) {
 				if c := m.GetCounter(); c != nil {
@@ -59,7 +51,7 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 }
 
 func TestRateLimit(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := new(Registry)
 	h := New(Options{Hosts: []string{"localhost"}, Metrics: reg, Limits: Limits{RatePerIP: 1, BurstPerIP: 2}}).Handler()
 	get := func(path, remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "https://localhost"+path, nil)
@@ -129,7 +121,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestConcurrencyCap(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := new(Registry)
 	release := make(chan struct{})
 	started := make(chan struct{}, 4)
 	mux := http.NewServeMux()
@@ -137,7 +129,7 @@ func TestConcurrencyCap(t *testing.T) {
 		started <- struct{}{}
 		<-release
 	})
-	mux.Handle("/", routes(newMetrics(prometheus.NewRegistry())))
+	mux.Handle("/", routes(newMetrics(new(Registry))))
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConcurrent: 1, QueueTimeout: 100 * time.Millisecond}}, mux)
 	done := make(chan int, 1)
 	go func() {
@@ -194,7 +186,7 @@ func TestConcurrencyCap(t *testing.T) {
 }
 
 func TestConnsPerIP(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := new(Registry)
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConnsPerIP: 2}}, nil)
 	dial := func() (*tls.Conn, error) {
 		c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
@@ -319,7 +311,7 @@ func TestSlowloris(t *testing.T) {
 }
 
 func TestHeaderLimitHTTP2(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := new(Registry)
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxHeaderBytes: 2048}}, nil)
 	req, _ := http.NewRequest("GET", ts.url+"/hello/x", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 3000))
@@ -337,7 +329,7 @@ func TestHeaderLimitHTTP2(t *testing.T) {
 }
 
 func TestMetricsAfterTraffic(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := new(Registry)
 	ts := newTestServer(t, Options{Metrics: reg}, nil)
 	for _, p := range []string{"/hello/a", "/hello/b", "/nope"} {
 		resp, err := ts.client.Get(ts.url + p)

@@ -6,48 +6,37 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the HTTP and TLS series the server records.
 type metrics struct {
-	requests          *prometheus.CounterVec // route, method, code
-	duration          *prometheus.HistogramVec
-	inFlight          prometheus.Gauge
-	rejections        *prometheus.CounterVec // reason
-	handshakes        *prometheus.CounterVec // version, group, resumed
-	handshakeFailures *prometheus.CounterVec // reason
-	codes             [600]string            // status code labels, made once
+	requests          CounterVec // route, method, code
+	duration          HistogramVec
+	inFlight          *Gauge
+	rejections        CounterVec // reason
+	handshakes        CounterVec // version, group, resumed
+	handshakeFailures CounterVec // reason
+	codes             [600]string // status code labels, made once
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg *Registry) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "httpsd_http_requests_total", Help: "HTTPS requests answered, by route, method and status code.",
-		}, []string{"route", "method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "httpsd_http_request_duration_seconds", Help: "Time to answer HTTPS requests, by route.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "httpsd_http_requests_in_flight", Help: "HTTPS requests being served now.",
-		}),
-		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "httpsd_rejections_total",
-			Help: "Requests and connections refused, by reason: 413 body too large, 421 unknown host, 429 rate limit, 431 headers too large, 503 overloaded, conn_per_ip.",
-		}, []string{"reason"}),
-		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "httpsd_tls_handshakes_total", Help: "TLS handshakes completed, by version, key exchange group and resumption.",
-		}, []string{"version", "group", "resumed"}),
-		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "httpsd_tls_handshake_failures_total", Help: "TLS handshakes that failed, by reason.",
-		}, []string{"reason"}),
+		requests: reg.Counter("httpsd_http_requests_total",
+			"HTTPS requests answered, by route, method and status code.", "route", "method", "code"),
+		duration: reg.Histogram("httpsd_http_request_duration_seconds", "Time to answer HTTPS requests, by route.",
+			[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "route"),
+		inFlight: reg.Gauge("httpsd_http_requests_in_flight", "HTTPS requests being served now."),
+		rejections: reg.Counter("httpsd_rejections_total",
+			"Requests and connections refused, by reason: 413 body too large, 421 unknown host, 429 rate limit, 431 headers too large, 503 overloaded, conn_per_ip.",
+			"reason"),
+		handshakes: reg.Counter("httpsd_tls_handshakes_total",
+			"TLS handshakes completed, by version, key exchange group and resumption.", "version", "group", "resumed"),
+		handshakeFailures: reg.Counter("httpsd_tls_handshake_failures_total",
+			"TLS handshakes that failed, by reason.", "reason"),
 	}
 	for i := range m.codes {
 		m.codes[i] = strconv.Itoa(i)
 	}
-	reg.MustRegister(m.requests, m.duration, m.inFlight, m.rejections, m.handshakes, m.handshakeFailures)
 	return m
 }
 
@@ -76,30 +65,29 @@ func methodIndex(m string) int {
 type routeStats struct {
 	name     string
 	m        *metrics
-	duration prometheus.Observer
-	counters [len(methods)][500]atomic.Pointer[prometheus.Counter] // by method, status-100
+	duration *Histogram
+	counters [len(methods)][500]atomic.Pointer[Counter] // by method, status-100
 }
 
 func (m *metrics) route(name string) *routeStats {
-	return &routeStats{name: name, m: m, duration: m.duration.WithLabelValues(name)}
+	return &routeStats{name: name, m: m, duration: m.duration.With(name)}
 }
 
 // observe counts a request answered with status after elapsed.
 func (rs *routeStats) observe(method string, status int, elapsed time.Duration) {
-	rs.duration.Observe(elapsed.Seconds())
+	rs.duration.Observe(elapsed)
 	mi := methodIndex(method)
 	if status < 100 || status >= 600 {
-		rs.m.requests.WithLabelValues(rs.name, methods[mi], strconv.Itoa(status)).Inc()
+		rs.m.requests.With(rs.name, methods[mi], strconv.Itoa(status)).Inc()
 		return
 	}
 	slot := &rs.counters[mi][status-100]
 	c := slot.Load()
 	if c == nil {
-		counter := rs.m.requests.WithLabelValues(rs.name, methods[mi], rs.m.code(status))
-		c = &counter
+		c = rs.m.requests.With(rs.name, methods[mi], rs.m.code(status))
 		slot.Store(c)
 	}
-	(*c).Inc()
+	c.Inc()
 }
 
 // handshake counts a completed handshake; it is tls.Config.VerifyConnection.
@@ -108,7 +96,7 @@ func (m *metrics) handshake(cs tls.ConnectionState) error {
 	if cs.CurveID != 0 {
 		group = cs.CurveID.String()
 	}
-	m.handshakes.WithLabelValues(tls.VersionName(cs.Version), group, strconv.FormatBool(cs.DidResume)).Inc()
+	m.handshakes.With(tls.VersionName(cs.Version), group, strconv.FormatBool(cs.DidResume)).Inc()
 	return nil
 }
 
@@ -131,5 +119,5 @@ func (m *metrics) handshakeFailure(msg string) {
 	case strings.Contains(msg, "certs:") || strings.Contains(msg, "no certificate"):
 		reason = "no_certificate"
 	}
-	m.handshakeFailures.WithLabelValues(reason).Inc()
+	m.handshakeFailures.With(reason).Inc()
 }

@@ -95,7 +95,7 @@ func (s *Server) serve(st *settings, w http.ResponseWriter, r *http.Request, nex
 }
 
 func (s *Server) reject(w http.ResponseWriter, code int, msg string) {
-	s.metrics.rejections.WithLabelValues(s.metrics.code(code)).Inc()
+	s.metrics.rejections.With(s.metrics.code(code)).Inc()
 	http.Error(w, msg, code)
 }
 

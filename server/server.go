@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configures a Server. Zero timeouts and sizes take the defaults
@@ -58,7 +57,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives the server's Prometheus series; nil registers them
 	// nowhere.
-	Metrics prometheus.Registerer
+	Metrics *Registry
 }
 
 // Limits bounds requests. A zero timeout or MaxHeaderBytes takes the
@@ -124,7 +123,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Metrics == nil {
-		opts.Metrics = prometheus.NewRegistry()
+		opts.Metrics = new(Registry)
 	}
 	if opts.AccessLogger == nil {
 		opts.AccessLogger = opts.Logger
@@ -197,7 +196,7 @@ func (s *Server) ServeRedirect(l net.Listener) error {
 
 func (s *Server) limitConns(l net.Listener) net.Listener {
 	return &perIPListener{Listener: l, max: &s.maxConns, counts: map[netip.Addr]int{},
-		rejected: func() { s.metrics.rejections.WithLabelValues("conn_per_ip").Inc() }}
+		rejected: func() { s.metrics.rejections.With("conn_per_ip").Inc() }}
 }
 
 // Shutdown stops accepting connections and waits for requests in flight

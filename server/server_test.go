@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"httpsd/certs"
 )
@@ -75,7 +74,7 @@ func newTestServer(t *testing.T, opts Options, extra http.Handler) *testServer {
 func TestPanicKeepsServing(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
-	mux.Handle("/", routes(newMetrics(prometheus.NewRegistry())))
+	mux.Handle("/", routes(newMetrics(new(Registry))))
 	ts := newTestServer(t, Options{}, mux)
 	for _, tt := range []struct {
 		path   string

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"os"
+	"runtime"
+	rtmetrics "runtime/metrics"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// RegisterProcess adds the Go runtime and process series to reg, under the
+// names Prometheus's client_golang uses (go_goroutines,
+// process_resident_memory_bytes, ...), so that the usual dashboards work.
+// start is when the process started.
+func RegisterProcess(reg *Registry, start time.Time) {
+	reg.Func("go_info", "Information about the Go environment.", "gauge", []string{"version"},
+		func(add func(float64, ...string)) { add(1, runtime.Version()) })
+	for _, m := range []struct{ name, help, typ, key string }{
+		{"go_goroutines", "Number of goroutines that currently exist.", "gauge", "/sched/goroutines:goroutines"},
+		{"go_sched_gomaxprocs_threads", "The current runtime.GOMAXPROCS setting.", "gauge", "/sched/gomaxprocs:threads"},
+		{"go_gc_cycles_total", "Completed GC cycles.", "counter", "/gc/cycles/total:gc-cycles"},
+		{"go_gc_gogc_percent", "Heap size target percentage (GOGC).", "gauge", "/gc/gogc:percent"},
+		{"go_gc_gomemlimit_bytes", "Go runtime memory limit (GOMEMLIMIT).", "gauge", "/gc/gomemlimit:bytes"},
+		{"go_gc_heap_goal_bytes", "Heap size target for the end of the GC cycle.", "gauge", "/gc/heap/goal:bytes"},
+		{"go_memstats_heap_alloc_bytes", "Heap bytes allocated and in use, live or not yet swept.", "gauge", "/memory/classes/heap/objects:bytes"},
+		{"go_memstats_alloc_bytes_total", "Heap bytes allocated in all.", "counter", "/gc/heap/allocs:bytes"},
+		{"go_memstats_sys_bytes", "Bytes of memory obtained from the OS.", "gauge", "/memory/classes/total:bytes"},
+		{"go_memstats_stack_inuse_bytes", "Bytes in goroutine stacks.", "gauge", "/memory/classes/heap/stacks:bytes"},
+	} {
+		reg.Func(m.name, m.help, m.typ, nil, func(add func(float64, ...string)) {
+			s := []rtmetrics.Sample{{Name: m.key}}
+			rtmetrics.Read(s)
+			switch s[0].Value.Kind() {
+			case rtmetrics.KindUint64:
+				add(float64(s[0].Value.Uint64()))
+			case rtmetrics.KindFloat64:
+				add(s[0].Value.Float64())
+			}
+		})
+	}
+	reg.Func("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.", "gauge", nil,
+		func(add func(float64, ...string)) { add(float64(start.UnixNano()) / 1e9) })
+	reg.Func("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", nil,
+		func(add func(float64, ...string)) {
+			var ru syscall.Rusage
+			if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+				add(time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds())
+			}
+		})
+	reg.Func("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", nil,
+		func(add func(float64, ...string)) {
+			if _, rss, ok := statm(); ok {
+				add(rss)
+			}
+		})
+	reg.Func("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", nil,
+		func(add func(float64, ...string)) {
+			if vsz, _, ok := statm(); ok {
+				add(vsz)
+			}
+		})
+	reg.Func("process_open_fds", "Number of open file descriptors.", "gauge", nil,
+		func(add func(float64, ...string)) {
+			if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+				add(float64(len(fds)))
+			}
+		})
+	reg.Func("process_max_fds", "Maximum number of open file descriptors.", "gauge", nil,
+		func(add func(float64, ...string)) {
+			var lim syscall.Rlimit
+			if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+				add(float64(lim.Cur))
+			}
+		})
+}
+
+// statm returns the virtual and resident size of this process in bytes,
+// from /proc/self/statm; ok is false where there is no /proc.
+func statm() (vsz, rss float64, ok bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	pages, err1 := strconv.ParseUint(f[0], 10, 64)
+	res, err2 := strconv.ParseUint(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	page := float64(os.Getpagesize())
+	return float64(pages) * page, float64(res) * page, true
+}

@@ -1,0 +1,276 @@
+package server
+
+import (
+	"bufio"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Registry holds metric families and writes them in Prometheus's text
+// exposition format (version 0.0.4). The zero value is an empty registry,
+// ready to use. It replaces client_golang, whose registry, protobuf and
+// runtime collectors cost about 2 MiB of memory in a process this small.
+type Registry struct {
+	mu       sync.Mutex
+	families map[string]*family
+}
+
+// family is one metric name: its series by label values, or a function
+// that reports them at each scrape.
+type family struct {
+	name, help, typ string
+	labels          []string // in the order series values are given
+	order           []int    // labels' indexes in name order, for output
+	buckets         []float64
+
+	mu     sync.Mutex
+	series map[string]any // *Counter, *Gauge or *Histogram by joined values
+	values map[string][]string
+	report func(add func(v float64, values ...string))
+}
+
+// Counter is a count that only goes up. Its zero value is 0.
+type Counter struct{ n atomic.Uint64 }
+
+// Inc adds one.
+func (c *Counter) Inc() { c.n.Add(1) }
+
+// Value returns the count.
+func (c *Counter) Value() uint64 { return c.n.Load() }
+
+// Gauge is a value that goes up and down. Its zero value is 0.
+type Gauge struct{ n atomic.Int64 }
+
+// Inc adds one.
+func (g *Gauge) Inc() { g.n.Add(1) }
+
+// Dec subtracts one.
+func (g *Gauge) Dec() { g.n.Add(-1) }
+
+// Histogram counts durations into buckets of seconds.
+type Histogram struct {
+	bounds []float64       // upper bounds in seconds, ascending
+	counts []atomic.Uint64 // per bucket, not cumulative; the last is +Inf
+	sum    atomic.Int64    // nanoseconds
+}
+
+// Observe records one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(h.bounds) && s > h.bounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(int64(d))
+}
+
+// CounterVec is a counter family with labels.
+type CounterVec struct{ f *family }
+
+// With returns the counter for the label values, in the order the family
+// was registered with, making it on first use.
+func (v CounterVec) With(values ...string) *Counter {
+	return v.f.get(values, func() any { return new(Counter) }).(*Counter)
+}
+
+// HistogramVec is a histogram family with labels.
+type HistogramVec struct{ f *family }
+
+// With returns the histogram for the label values, making it on first use.
+func (v HistogramVec) With(values ...string) *Histogram {
+	return v.f.get(values, func() any {
+		return &Histogram{bounds: v.f.buckets, counts: make([]atomic.Uint64, len(v.f.buckets)+1)}
+	}).(*Histogram)
+}
+
+// Counter registers a counter family named name with the given labels.
+func (r *Registry) Counter(name, help string, labels ...string) CounterVec {
+	return CounterVec{r.add(name, help, "counter", labels)}
+}
+
+// Gauge registers a gauge without labels.
+func (r *Registry) Gauge(name, help string) *Gauge {
+	return r.add(name, help, "gauge", nil).get(nil, func() any { return new(Gauge) }).(*Gauge)
+}
+
+// Histogram registers a histogram family of durations with buckets in
+// seconds, ascending.
+func (r *Registry) Histogram(name, help string, buckets []float64, labels ...string) HistogramVec {
+	f := r.add(name, help, "histogram", labels)
+	f.buckets = buckets
+	return HistogramVec{f}
+}
+
+// Func registers a family, of type "counter" or "gauge", whose series
+// report gives at each scrape by calling add once per series.
+func (r *Registry) Func(name, help, typ string, labels []string, report func(add func(v float64, values ...string))) {
+	r.add(name, help, typ, labels).report = report
+}
+
+func (r *Registry) add(name, help, typ string, labels []string) *family {
+	order := make([]int, len(labels))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(labels[a], labels[b]) })
+	f := &family{name: name, help: help, typ: typ, labels: labels, order: order,
+		series: map[string]any{}, values: map[string][]string{}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.families == nil {
+		r.families = map[string]*family{}
+	}
+	if _, dup := r.families[name]; dup {
+		panic("server: metric " + name + " registered twice")
+	}
+	r.families[name] = f
+	return f
+}
+
+func (f *family) get(values []string, newSeries func() any) any {
+	if len(values) != len(f.labels) {
+		panic("server: metric " + f.name + " takes " + strconv.Itoa(len(f.labels)) + " label values")
+	}
+	key := strings.Join(values, "\xff")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.series[key]
+	if !ok {
+		s = newSeries()
+		f.series[key] = s
+		f.values[key] = slices.Clone(values)
+	}
+	return s
+}
+
+// ServeHTTP writes every family, sorted by name.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	r.WriteTo(w)
+}
+
+// WriteTo writes every family in the text format, sorted by name.
+func (r *Registry) WriteTo(w io.Writer) (int64, error) {
+	r.mu.Lock()
+	fams := make([]*family, 0, len(r.families))
+	for _, f := range r.families {
+		fams = append(fams, f)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(fams, func(a, b *family) int { return strings.Compare(a.name, b.name) })
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriter(cw)
+	for _, f := range fams {
+		f.write(bw)
+	}
+	err := bw.Flush()
+	return cw.n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (f *family) write(w *bufio.Writer) {
+	w.WriteString("# HELP " + f.name + " " + escapeHelp(f.help) + "\n")
+	w.WriteString("# TYPE " + f.name + " " + f.typ + "\n")
+	if f.report != nil {
+		f.report(func(v float64, values ...string) {
+			f.sample(w, "", values, "", formatFloat(v))
+		})
+		return
+	}
+	f.mu.Lock()
+	keys := make([]string, 0, len(f.series))
+	for k := range f.series {
+		keys = append(keys, k)
+	}
+	f.mu.Unlock()
+	slices.Sort(keys)
+	for _, k := range keys {
+		f.mu.Lock()
+		s, values := f.series[k], f.values[k]
+		f.mu.Unlock()
+		switch s := s.(type) {
+		case *Counter:
+			f.sample(w, "", values, "", strconv.FormatUint(s.Value(), 10))
+		case *Gauge:
+			f.sample(w, "", values, "", strconv.FormatInt(s.n.Load(), 10))
+		case *Histogram:
+			f.histogram(w, values, s)
+		}
+	}
+}
+
+func (f *family) histogram(w *bufio.Writer, values []string, h *Histogram) {
+	var total uint64
+	for i := range h.counts {
+		total += h.counts[i].Load()
+		le := "+Inf"
+		if i < len(h.bounds) {
+			le = formatFloat(h.bounds[i])
+		}
+		f.sample(w, "_bucket", values, le, strconv.FormatUint(total, 10))
+	}
+	f.sample(w, "_sum", values, "", formatFloat(time.Duration(h.sum.Load()).Seconds()))
+	f.sample(w, "_count", values, "", strconv.FormatUint(total, 10))
+}
+
+// sample writes one line: name+suffix, the labels in name order (and le
+// when not empty), and the value.
+func (f *family) sample(w *bufio.Writer, suffix string, values []string, le, value string) {
+	w.WriteString(f.name + suffix)
+	if len(f.labels) > 0 || le != "" {
+		w.WriteByte('{')
+		for n, i := range f.order {
+			if n > 0 {
+				w.WriteByte(',')
+			}
+			w.WriteString(f.labels[i] + `="` + escapeLabel(values[i]) + `"`)
+		}
+		if le != "" {
+			if len(f.labels) > 0 {
+				w.WriteByte(',')
+			}
+			w.WriteString(`le="` + le + `"`)
+		}
+		w.WriteByte('}')
+	}
+	w.WriteString(" " + value + "\n")
+}
+
+var (
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+)
+
+func escapeHelp(s string) string  { return helpEscaper.Replace(s) }
+func escapeLabel(s string) string { return labelEscaper.Replace(s) }
+
+func formatFloat(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	case math.IsNaN(v):
+		return "NaN"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}

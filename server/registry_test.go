@@ -1,0 +1,141 @@
+package server
+
+import (
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// gather parses what reg writes with Prometheus's own text parser.
+func gather(t *testing.T, reg *Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	var b strings.Builder
+	if _, err := reg.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("Prometheus cannot parse /metrics: %v\n%s", err, b.String())
+	}
+	return mfs
+}
+
+func TestRegistryText(t *testing.T) {
+	reg := new(Registry)
+	c := reg.Counter("t_requests_total", "Requests,\nby \\ route.", "route", "code")
+	c.With("/a", "200").Inc()
+	c.With("/a", "200").Inc()
+	c.With(`q"\`+"\n", "500").Inc()
+	g := reg.Gauge("t_in_flight", "In flight.")
+	g.Inc()
+	g.Inc()
+	g.Dec()
+	h := reg.Histogram("t_seconds", "Durations.", []float64{0.001, 0.5}, "route")
+	h.With("/a").Observe(500 * time.Microsecond)
+	h.With("/a").Observe(time.Millisecond) // on the bound: le is inclusive
+	h.With("/a").Observe(2 * time.Second)
+	reg.Func("t_func", "Computed.", "gauge", []string{"name"}, func(add func(float64, ...string)) {
+		add(1.5, "x")
+		add(math.Inf(1), "y")
+	})
+
+	var b strings.Builder
+	reg.WriteTo(&b)
+	want := `# HELP t_func Computed.
+# TYPE t_func gauge
+t_func{name="x"} 1.5
+t_func{name="y"} +Inf
+# HELP t_in_flight In flight.
+# TYPE t_in_flight gauge
+t_in_flight 1
+# HELP t_requests_total Requests,\nby \\ route.
+# TYPE t_requests_total counter
+t_requests_total{code="200",route="/a"} 2
+t_requests_total{code="500",route="q\"\\\n"} 1
+# HELP t_seconds Durations.
+# TYPE t_seconds histogram
+t_seconds_bucket{route="/a",le="0.001"} 2
+t_seconds_bucket{route="/a",le="0.5"} 2
+t_seconds_bucket{route="/a",le="+Inf"} 3
+t_seconds_sum{route="/a"} 2.0015
+t_seconds_count{route="/a"} 3
+`
+	if b.String() != want {
+		t.Errorf("WriteTo =\n%s\nwant\n%s", b.String(), want)
+	}
+
+	mfs := gather(t, reg)
+	for _, tt := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"t_requests_total", map[string]string{"route": "/a", "code": "200"}, 2},
+		{"t_requests_total", map[string]string{"route": "q\"\\\n"}, 1},
+		{"t_in_flight", nil, 1},
+		{"t_seconds", map[string]string{"route": "/a"}, 3},
+		{"t_func", map[string]string{"name": "x"}, 1.5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := counterValue(t, reg, tt.name, tt.labels); got != tt.want {
+				t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+			}
+		})
+	}
+	if got := mfs["t_seconds"].GetMetric()[0].GetHistogram().GetSampleSum(); got != 2.0015 {
+		t.Errorf("t_seconds_sum = %v, want 2.0015", got)
+	}
+}
+
+func TestRegistryServeHTTP(t *testing.T) {
+	reg := new(Registry)
+	RegisterProcess(reg, time.Now())
+	rec := httptest.NewRecorder()
+	reg.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if ct := rec.Header().Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET /metrics = %d, want 200", rec.Code)
+	}
+	mfs := gather(t, reg)
+	for _, name := range []string{"go_goroutines", "go_gc_cycles_total", "go_memstats_heap_alloc_bytes",
+		"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds"} {
+		mf, ok := mfs[name]
+		if !ok || len(mf.GetMetric()) != 1 {
+			t.Errorf("/metrics lacks %s", name)
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if v := m.GetGauge().GetValue() + m.GetCounter().GetValue(); v <= 0 && name != "go_gc_cycles_total" {
+			t.Errorf("%s = %v, want > 0", name, v)
+		}
+	}
+}
+
+func TestRegistryMisuse(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		f    func(*Registry)
+	}{
+		{"twice", func(r *Registry) { r.Counter("a", "a"); r.Counter("a", "a") }},
+		{"label count", func(r *Registry) { r.Counter("a", "a", "x").With("1", "2") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s did not panic", tt.name)
+				}
+			}()
+			tt.f(new(Registry))
+		})
+	}
+}
