@@ -36,3 +36,23 @@ func TestTextAccessLogMatchesSlog(t *testing.T) {
 		t.Errorf("access line written at level warn: %q", quiet.String())
 	}
 }
+
+func TestAccessLogTime(t *testing.T) {
+	a := newTextAccessLog(nil, nil)
+	base := time.Date(2026, 11, 30, 23, 59, 59, 0, time.UTC)
+	for _, tt := range []time.Time{
+		base,
+		base.Add(999 * time.Millisecond),
+		base.Add(999*time.Millisecond + 999999*time.Nanosecond),
+		base.Add(time.Second), // next day
+		base.Add(1001 * time.Millisecond),
+		base.In(time.FixedZone("X", 5*3600+1800)).Add(42 * time.Millisecond),
+		base.Add(43 * time.Millisecond), // the same second in another zone
+		base.Add(-time.Hour), // back in time: the cache is per second, not monotonic
+	} {
+		want := tt.Format("2006-01-02T15:04:05.000Z07:00")
+		if got := string(a.appendTime(nil, tt)); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tt, got, want)
+		}
+	}
+}
