@@ -2,7 +2,8 @@
 // on loopback, closed loop like ../shared/peers/hsload, in three modes:
 // full handshakes with Go's default key exchange (post-quantum
 // X25519MLKEM768 first), full ones with X25519 only, and resumed ones
-// (session tickets). Each connection sends one request and reads the reply.
+// (session tickets), in TLS 1.3 and in TLS 1.2. Each connection sends one
+// request and reads the reply.
 //
 //	go run ./bench/handshakes -addr 127.0.0.1:8450 -c 16 -d 5s
 package main
@@ -16,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,7 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent connections")
 	dur := flag.Duration("d", 5*time.Second, "duration of each mode")
 	name := flag.String("name", "server", "name in the output")
+	only := flag.String("mode", "", "run only the modes whose name contains this")
 	flag.Parse()
 	if host, _, _ := net.SplitHostPort(*addr); !net.ParseIP(host).IsLoopback() {
 		fmt.Fprintln(os.Stderr, "handshakes: not a loopback address:", *addr)
@@ -38,8 +41,16 @@ func main() {
 		{"full (default, X25519MLKEM768)", &tls.Config{}},
 		{"full (X25519)", &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519}}},
 		{"resumed", &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(*conc * 4)}},
+		{"resumed (X25519)", &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519}, ClientSessionCache: tls.NewLRUClientSessionCache(*conc * 4)}},
+		// TLS 1.2 resumes without a key exchange; Go's TLS 1.3 server
+		// always runs one (psk_dhe_ke).
+		{"full (TLS 1.2)", &tls.Config{MaxVersion: tls.VersionTLS12}},
+		{"resumed (TLS 1.2)", &tls.Config{MaxVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(*conc * 4)}},
 	}
 	for _, m := range modes {
+		if !strings.Contains(m.name, *only) {
+			continue
+		}
 		m.conf.InsecureSkipVerify, m.conf.ServerName, m.conf.NextProtos = true, "localhost", []string{"http/1.1"}
 		n, resumed, errs := load(*addr, m.conf, *conc, *dur)
 		fmt.Printf("%s: %s: %.0f handshakes/s (%d resumed of %d, %d errors)\n", *name, m.name, float64(n)/dur.Seconds(), resumed, n, errs)
