@@ -48,7 +48,7 @@ func TestAccessLogTime(t *testing.T) {
 		base.Add(1001 * time.Millisecond),
 		base.In(time.FixedZone("X", 5*3600+1800)).Add(42 * time.Millisecond),
 		base.Add(43 * time.Millisecond), // the same second in another zone
-		base.Add(-time.Hour), // back in time: the cache is per second, not monotonic
+		base.Add(-time.Hour),            // back in time: the cache is per second, not monotonic
 	} {
 		want := tt.Format("2006-01-02T15:04:05.000Z07:00")
 		if got := string(a.appendTime(nil, tt)); got != want {

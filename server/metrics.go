@@ -13,9 +13,9 @@ type metrics struct {
 	requests          CounterVec // route, method, code
 	duration          HistogramVec
 	inFlight          *Gauge
-	rejections        CounterVec // reason
-	handshakes        CounterVec // version, group, resumed
-	handshakeFailures CounterVec // reason
+	rejections        CounterVec  // reason
+	handshakes        CounterVec  // version, group, resumed
+	handshakeFailures CounterVec  // reason
 	codes             [600]string // status code labels, made once
 }
 

@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
-
 )
 
 // Options configures a Server. Zero timeouts and sizes take the defaults
