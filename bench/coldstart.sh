@@ -6,7 +6,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export PEERS_DIR=${PEERS_DIR:-$HERE/../../shared/peers}
 . "$PEERS_DIR/common.sh"
 D=$RUN_ROOT/coldstart; mkdir -p "$D"
-go build -C "$HERE/.." -o "$D/httpsd" .
+CGO_ENABLED=0 go build -C "$HERE/.." -trimpath -ldflags "-s -w" -o "$D/httpsd" .
 go build -C "$HERE/.." -o "$D/coldstart" ./bench/coldstart
 cat >"$D/files.yaml" <<YAML
 listen: {https: "127.0.0.1:8459", http: "", admin: ""}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # peer.sh start|stop DIR: runs httpsd as a compare.sh peer from a folder
-# holding `port` and `env` (HTTPSD_* settings, one KEY=VALUE a line): files
-# source with the rig's $CERT and $KEY on 127.0.0.1:PORT, pinned with
-# $PIN_PREFIX, its pid and log under $RUN_ROOT/<folder name>.
+# holding `port` and `env` (HTTPSD_* settings, one KEY=VALUE a line): built
+# as the Dockerfile builds it, files source with the rig's $CERT and $KEY
+# on 127.0.0.1:PORT, pinned with $PIN_PREFIX, its pid and log under
+# $RUN_ROOT/<folder name>.
 set -euo pipefail
 cmd=$1 DIR=$(cd "$2" && pwd)
 . "${PEERS_DIR:-$DIR/../../../shared/peers}/common.sh"
@@ -12,7 +13,9 @@ if [ "$cmd" = stop ]; then
   exit 0
 fi
 mkdir -p "$D"
-go build -C "$DIR/../.." -o "$D/httpsd" .
+# Built as the Dockerfile builds it: static, without cgo (CGO=1 builds with
+# cgo, as a plain `go build` does where a C compiler is installed).
+CGO_ENABLED=${CGO:-0} go build -C "$DIR/../.." -trimpath -ldflags "-s -w" -o "$D/httpsd" .
 cat >"$D/config.yaml" <<YAML
 listen: {https: "127.0.0.1:$PORT", http: "", admin: ""}
 data_dir: $D/data

@@ -35,6 +35,14 @@ hs="$hs
 $(taskset -c "${CLIENT_CPU:-1}" "$RUN_ROOT/bin/handshakes" -name go -addr "127.0.0.1:$(cat "$PEERS_DIR/go/port")")"
 "$PEERS_DIR/go/stop.sh" >/dev/null
 cold=$(bash "$HERE/coldstart.sh")
+gogc=$(bash "$HERE/gogc.sh")
+idle_rss() { # idle_rss CGO: httpsd's RSS in MiB one second after start
+  CGO=$1 PIN=${SERVER_CPU:-0} "$HERE/httpsd/start.sh" >/dev/null
+  sleep 1
+  awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$(cat "$RUN_ROOT/httpsd/pid")/status"
+  "$HERE/httpsd/stop.sh"
+}
+build_rss="idle RSS of httpsd built without cgo: $(idle_rss 0) MiB; with cgo: $(idle_rss 1) MiB"
 gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu)')
 
 {
@@ -49,7 +57,7 @@ gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '
   echo
   echo "## Peers under load (../shared/peers/compare.sh)"
   echo
-  echo "httpsd runs with its defaults: access log on, request limits on."
+  echo "httpsd runs with its defaults: access log on, request limits on. It is built as the Dockerfile builds it (\`CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\"\`); the bare peer as the rig builds it (\`go build\`, cgo on, which maps libc and ld.so too): $build_rss."
   echo
   sed -n '/^| peer | port/,/^$/p' "$summary"
   echo
@@ -67,6 +75,12 @@ gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '
   echo '```'
   echo "$hs"
   echo '```'
+  echo
+  echo "## What GOGC trades (bench/gogc.sh)"
+  echo
+  echo "httpsd keeps Go's default GOGC=100. A higher value spends memory to run the garbage collector less often:"
+  echo
+  echo "$gogc"
   echo
   echo "## Cold start to first HTTPS response (bench/coldstart.sh)"
   echo
@@ -87,7 +101,7 @@ gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '
   echo
   echo '```'
   echo "ROUNDS=$ROUNDS bench/run.sh"
-  echo "# which runs: ../shared/peers/compare.sh $PEERS ./bench/httpsd; bench/idle.sh; bench/handshakes; bench/coldstart.sh; go test -bench . -benchmem ./server"
+  echo "# which runs: ../shared/peers/compare.sh $PEERS ./bench/httpsd; bench/idle.sh; bench/handshakes; bench/coldstart.sh; bench/gogc.sh; go test -bench . -benchmem ./server"
   echo '```'
 } > docs/BENCHMARKS.md
 echo "wrote docs/BENCHMARKS.md and docs/bench.svg"
