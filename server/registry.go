@@ -110,7 +110,8 @@ func (r *Registry) Histogram(name, help string, buckets []float64, labels ...str
 }
 
 // Func registers a family, of type "counter" or "gauge", whose series
-// report gives at each scrape by calling add once per series.
+// report gives at each scrape by calling add once per series; a series
+// with the wrong number of label values is left out.
 func (r *Registry) Func(name, help, typ string, labels []string, report func(add func(v float64, values ...string))) {
 	r.add(name, help, typ, labels).report = report
 }
@@ -192,7 +193,9 @@ func (f *family) write(w *bufio.Writer) {
 	w.WriteString("# TYPE " + f.name + " " + f.typ + "\n")
 	if f.report != nil {
 		f.report(func(v float64, values ...string) {
-			f.sample(w, "", values, "", formatFloat(v))
+			if len(values) == len(f.labels) {
+				f.sample(w, "", values, "", formatFloat(v))
+			}
 		})
 		return
 	}

@@ -45,6 +45,7 @@ func TestRegistryText(t *testing.T) {
 	reg.Func("t_func", "Computed.", "gauge", []string{"name"}, func(add func(float64, ...string)) {
 		add(1.5, "x")
 		add(math.Inf(1), "y")
+		add(9, "z", "extra") // the wrong number of values: left out
 	})
 
 	var b strings.Builder
