@@ -24,20 +24,8 @@ func registerCertMetrics(reg *server.Registry, d *daemon) {
 	reg.Func("httpsd_certificate_not_after_timestamp_seconds", "When each served certificate expires, by name and source.",
 		"gauge", []string{"name", "source"}, func(add func(float64, ...string)) {
 			src, source := d.certSource()
-			if src == nil {
-				return
-			}
-			if set := src.set.Load(); set != nil {
-				for _, leaf := range set.Leaves() {
-					for _, name := range certs.NewInfo(source, "", leaf).Names {
-						add(float64(leaf.NotAfter.Unix()), name, source)
-					}
-				}
-			}
-			for _, st := range acmeStats(src) {
-				if st.Leaf != nil {
-					add(float64(st.Leaf.NotAfter.Unix()), st.Host, source)
-				}
+			for name, notAfter := range notAfterByName(src, source) {
+				add(float64(notAfter.Unix()), name, source)
 			}
 		})
 	for _, m := range []struct {
@@ -65,6 +53,33 @@ func registerCertMetrics(reg *server.Registry, d *daemon) {
 			}
 		})
 	}
+}
+
+// notAfterByName gives, for each name a served certificate covers, when
+// the first of them to expire does: two files may cover one name.
+func notAfterByName(src *certSource, source string) map[string]time.Time {
+	out := map[string]time.Time{}
+	keep := func(name string, t time.Time) {
+		if old, ok := out[name]; !ok || t.Before(old) {
+			out[name] = t
+		}
+	}
+	if src == nil {
+		return out
+	}
+	if set := src.set.Load(); set != nil {
+		for _, leaf := range set.Leaves() {
+			for _, name := range certs.NewInfo(source, "", leaf).Names {
+				keep(name, leaf.NotAfter)
+			}
+		}
+	}
+	for _, st := range acmeStats(src) {
+		if st.Leaf != nil {
+			keep(st.Host, st.Leaf.NotAfter)
+		}
+	}
+	return out
 }
 
 func (d *daemon) certSource() (*certSource, string) {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"httpsd/certs"
 	"io"
 	"net/http"
 	"os"
@@ -257,4 +258,39 @@ func TestAdminMetrics(t *testing.T) {
 		}
 	}
 	r.stop(t)
+}
+
+// TestNotAfterByName checks that a name two certificates cover reports the
+// one that expires first, once: Prometheus would keep only one of two
+// series with the same labels, maybe the later one.
+func TestNotAfterByName(t *testing.T) {
+	ca := newTestCA(t)
+	soon, late := time.Now().Add(48*time.Hour).Truncate(time.Second), time.Now().Add(90*24*time.Hour).Truncate(time.Second)
+	pair := func(base string, notAfter time.Time, names ...string) *tls.Certificate {
+		certFile, keyFile := ca.leaf(base, notAfter, names...)
+		p, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &p
+	}
+	lateAB, soonA := pair("late", late, "a.example", "b.example"), pair("soon", soon, "a.example")
+	for name, set := range map[string][]*tls.Certificate{
+		"late first": {lateAB, soonA},
+		"soon first": {soonA, lateAB},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := &certSource{}
+			src.set.Store(certs.NewSet(set...))
+			got := notAfterByName(src, "files")
+			for name, want := range map[string]time.Time{"a.example": soon, "b.example": late} {
+				if !got[name].Equal(want) {
+					t.Errorf("notAfterByName()[%s] = %v, want %v", name, got[name], want)
+				}
+			}
+			if len(got) != 2 {
+				t.Errorf("notAfterByName() = %v, want 2 names", got)
+			}
+		})
+	}
 }

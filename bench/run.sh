@@ -40,7 +40,7 @@ idle_rss() { # idle_rss CGO: httpsd's RSS in MiB one second after start
   CGO=$1 PIN=${SERVER_CPU:-0} "$HERE/httpsd/start.sh" >/dev/null
   sleep 1
   awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$(cat "$RUN_ROOT/httpsd/pid")/status"
-  "$HERE/httpsd/stop.sh"
+  "$HERE/httpsd/stop.sh" >/dev/null
 }
 build_rss="idle RSS of httpsd built without cgo: $(idle_rss 0) MiB; with cgo: $(idle_rss 1) MiB"
 gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu)')

@@ -10,11 +10,15 @@ import (
 	"time"
 )
 
-// RegisterProcess adds the Go runtime and process series to reg, under the
-// names Prometheus's client_golang uses (go_goroutines,
-// process_resident_memory_bytes, ...), so that the usual dashboards work.
-// start is when the process started.
+// RegisterProcess adds Go runtime and process series to reg. Where
+// Prometheus's client_golang has the same series it has the same name
+// (go_goroutines, process_resident_memory_bytes, ...); it has more, such as
+// go_gc_duration_seconds and go_threads, which are not served. start
+// stands for the process's start time where /proc cannot tell it.
 func RegisterProcess(reg *Registry, start time.Time) {
+	if t, ok := procStart(); ok {
+		start = t
+	}
 	reg.Func("go_info", "Information about the Go environment.", "gauge", []string{"version"},
 		func(add func(float64, ...string)) { add(1, runtime.Version()) })
 	for _, m := range []struct{ name, help, typ, key string }{
@@ -74,6 +78,37 @@ func RegisterProcess(reg *Registry, start time.Time) {
 				add(float64(lim.Cur))
 			}
 		})
+}
+
+// procStart returns when this process started, from /proc: the start
+// field of /proc/self/stat, in clock ticks after boot (100 a second on
+// Linux), plus the boot time in /proc/stat.
+func procStart() (time.Time, bool) {
+	stat, err1 := os.ReadFile("/proc/self/stat")
+	sys, err2 := os.ReadFile("/proc/stat")
+	if err1 != nil || err2 != nil {
+		return time.Time{}, false
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 20 {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseUint(f[19], 10, 64) // field 22 of stat; rest starts at field 3
+	if err != nil {
+		return time.Time{}, false
+	}
+	for line := range strings.Lines(string(sys)) {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / 100), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // statm returns the virtual and resident size of this process in bytes,

@@ -54,7 +54,8 @@ func (g *Gauge) Inc() { g.n.Add(1) }
 // Dec subtracts one.
 func (g *Gauge) Dec() { g.n.Add(-1) }
 
-// Histogram counts durations into buckets of seconds.
+// Histogram counts durations into buckets of seconds. Make one with
+// HistogramVec.With; the zero value has no buckets and must not be used.
 type Histogram struct {
 	bounds []float64       // upper bounds in seconds, ascending
 	counts []atomic.Uint64 // per bucket, not cumulative; the last is +Inf
@@ -72,7 +73,8 @@ func (h *Histogram) Observe(d time.Duration) {
 	h.sum.Add(int64(d))
 }
 
-// CounterVec is a counter family with labels.
+// CounterVec is a counter family with labels, made by Registry.Counter;
+// the zero value must not be used.
 type CounterVec struct{ f *family }
 
 // With returns the counter for the label values, in the order the family
@@ -81,7 +83,8 @@ func (v CounterVec) With(values ...string) *Counter {
 	return v.f.get(values, func() any { return new(Counter) }).(*Counter)
 }
 
-// HistogramVec is a histogram family with labels.
+// HistogramVec is a histogram family with labels, made by
+// Registry.Histogram; the zero value must not be used.
 type HistogramVec struct{ f *family }
 
 // With returns the histogram for the label values, making it on first use.
@@ -92,47 +95,52 @@ func (v HistogramVec) With(values ...string) *Histogram {
 }
 
 // Counter registers a counter family named name with the given labels.
+// Registering a name twice, in any of the methods, panics.
 func (r *Registry) Counter(name, help string, labels ...string) CounterVec {
-	return CounterVec{r.add(name, help, "counter", labels)}
+	return CounterVec{r.add(&family{name: name, help: help, typ: "counter", labels: labels})}
 }
 
 // Gauge registers a gauge without labels.
 func (r *Registry) Gauge(name, help string) *Gauge {
-	return r.add(name, help, "gauge", nil).get(nil, func() any { return new(Gauge) }).(*Gauge)
+	f := r.add(&family{name: name, help: help, typ: "gauge"})
+	return f.get(nil, func() any { return new(Gauge) }).(*Gauge)
 }
 
 // Histogram registers a histogram family of durations with buckets in
 // seconds, ascending.
 func (r *Registry) Histogram(name, help string, buckets []float64, labels ...string) HistogramVec {
-	f := r.add(name, help, "histogram", labels)
-	f.buckets = buckets
-	return HistogramVec{f}
+	return HistogramVec{r.add(&family{name: name, help: help, typ: "histogram", labels: labels, buckets: buckets})}
 }
 
-// Func registers a family, of type "counter" or "gauge", whose series
-// report gives at each scrape by calling add once per series; a series
-// with the wrong number of label values is left out.
+// Func registers a family, of type "counter" or "gauge" (others panic),
+// whose series report gives at each scrape by calling add once per series;
+// a series with the wrong number of label values is left out, and report
+// must not give the same label values twice.
 func (r *Registry) Func(name, help, typ string, labels []string, report func(add func(v float64, values ...string))) {
-	r.add(name, help, typ, labels).report = report
+	if typ != "counter" && typ != "gauge" {
+		panic("server: metric " + name + " has type " + typ + ", want counter or gauge")
+	}
+	r.add(&family{name: name, help: help, typ: typ, labels: labels, report: report})
 }
 
-func (r *Registry) add(name, help, typ string, labels []string) *family {
-	order := make([]int, len(labels))
-	for i := range order {
-		order[i] = i
+// add completes f and makes it visible to scrapes; a name registered twice
+// panics.
+func (r *Registry) add(f *family) *family {
+	f.order = make([]int, len(f.labels))
+	for i := range f.order {
+		f.order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(labels[a], labels[b]) })
-	f := &family{name: name, help: help, typ: typ, labels: labels, order: order,
-		series: map[string]any{}, values: map[string][]string{}}
+	slices.SortFunc(f.order, func(a, b int) int { return strings.Compare(f.labels[a], f.labels[b]) })
+	f.series, f.values = map[string]any{}, map[string][]string{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.families == nil {
 		r.families = map[string]*family{}
 	}
-	if _, dup := r.families[name]; dup {
-		panic("server: metric " + name + " registered twice")
+	if _, dup := r.families[f.name]; dup {
+		panic("server: metric " + f.name + " registered twice")
 	}
-	r.families[name] = f
+	r.families[f.name] = f
 	return f
 }
 

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +28,17 @@ func gather(t *testing.T, reg *Registry) map[string]*dto.MetricFamily {
 	mfs, err := p.TextToMetricFamilies(strings.NewReader(b.String()))
 	if err != nil {
 		t.Fatalf("Prometheus cannot parse /metrics: %v\n%s", err, b.String())
+	}
+	// The parser lets one series appear twice; Prometheus would keep one.
+	for name, mf := range mfs {
+		seen := map[string]bool{}
+		for _, m := range mf.GetMetric() {
+			key := fmt.Sprint(m.GetLabel())
+			if seen[key] {
+				t.Errorf("/metrics has %s%s twice", name, key)
+			}
+			seen[key] = true
+		}
 	}
 	return mfs
 }
@@ -85,7 +100,7 @@ t_seconds_count{route="/a"} 3
 		{"t_seconds", map[string]string{"route": "/a"}, 3},
 		{"t_func", map[string]string{"name": "x"}, 1.5},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(fmt.Sprint(tt.name, tt.labels), func(t *testing.T) {
 			if got := counterValue(t, reg, tt.name, tt.labels); got != tt.want {
 				t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
 			}
@@ -108,8 +123,11 @@ func TestRegistryServeHTTP(t *testing.T) {
 		t.Errorf("GET /metrics = %d, want 200", rec.Code)
 	}
 	mfs := gather(t, reg)
-	for _, name := range []string{"go_goroutines", "go_gc_cycles_total", "go_memstats_heap_alloc_bytes",
-		"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds"} {
+	for _, name := range []string{"go_info", "go_goroutines", "go_sched_gomaxprocs_threads", "go_gc_cycles_total",
+		"go_gc_gogc_percent", "go_gc_gomemlimit_bytes", "go_gc_heap_goal_bytes", "go_memstats_heap_alloc_bytes",
+		"go_memstats_alloc_bytes_total", "go_memstats_sys_bytes", "go_memstats_stack_inuse_bytes",
+		"process_resident_memory_bytes", "process_virtual_memory_bytes", "process_cpu_seconds_total",
+		"process_open_fds", "process_max_fds", "process_start_time_seconds"} {
 		mf, ok := mfs[name]
 		if !ok || len(mf.GetMetric()) != 1 {
 			t.Errorf("/metrics lacks %s", name)
@@ -120,6 +138,47 @@ func TestRegistryServeHTTP(t *testing.T) {
 			t.Errorf("%s = %v, want > 0", name, v)
 		}
 	}
+	// The kernel's start time of this test process: before now, and not
+	// long before, since a test binary runs for seconds.
+	start := mfs["process_start_time_seconds"].GetMetric()[0].GetGauge().GetValue()
+	if age := time.Since(time.Unix(int64(start), 0)); age < -time.Second || age > 10*time.Minute {
+		t.Errorf("process_start_time_seconds = %v, %v ago", start, age)
+	}
+}
+
+// TestRegistryConcurrent updates, registers and scrapes at once; run with
+// -race.
+func TestRegistryConcurrent(t *testing.T) {
+	reg := new(Registry)
+	c := reg.Counter("c_total", "C.", "k")
+	h := reg.Histogram("h_seconds", "H.", []float64{0.01}, "k")
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 1000 {
+				k := strconv.Itoa(j % 7)
+				c.With(k).Inc()
+				h.With(k).Observe(time.Duration(j) * time.Microsecond)
+			}
+		})
+		wg.Go(func() {
+			reg.Func("f"+strconv.Itoa(i), "F.", "gauge", nil, func(add func(float64, ...string)) { add(1) })
+			for range 20 {
+				reg.WriteTo(io.Discard)
+			}
+		})
+	}
+	wg.Wait()
+	if got := counterValue(t, reg, "h_seconds", map[string]string{"k": "0"}); got != 4*143 {
+		t.Errorf("h_seconds_count{k=0} = %v, want %d", got, 4*143)
+	}
+	var total float64
+	for k := range 7 {
+		total += counterValue(t, reg, "c_total", map[string]string{"k": strconv.Itoa(k)})
+	}
+	if total != 4000 {
+		t.Errorf("sum of c_total = %v, want 4000", total)
+	}
 }
 
 func TestRegistryMisuse(t *testing.T) {
@@ -129,6 +188,7 @@ func TestRegistryMisuse(t *testing.T) {
 	}{
 		{"twice", func(r *Registry) { r.Counter("a", "a"); r.Counter("a", "a") }},
 		{"label count", func(r *Registry) { r.Counter("a", "a", "x").With("1", "2") }},
+		{"func type", func(r *Registry) { r.Func("a", "a", "histogram", nil, nil) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
