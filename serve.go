@@ -78,10 +78,7 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	opts.MinVersion = tlsVersions[cfg.TLS.MinVersion]
 	opts.HTTPSPort = httpsPort
 	opts.Logger = d.logger
-	opts.AccessLogger = newLogger(cfg.Log.Format, d.level, accessOut)
-	if cfg.Log.Format == "text" {
-		opts.AccessLogText, opts.AccessLogLevel = accessOut, d.level
-	}
+	opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel = accessOut, cfg.Log.Format == "json", d.level
 	opts.Metrics = d.reg
 	if src.acme != nil {
 		opts.ExtraALPN = []string{acme.ALPNProto}

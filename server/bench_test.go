@@ -54,9 +54,13 @@ func BenchmarkHello(b *testing.B) {
 		{"httpsd+rate", New(Options{Hosts: []string{"localhost"}, Limits: Limits{MaxConcurrent: 1024, QueueTimeout: 100 * time.Millisecond,
 			MaxConnsPerIP: 256, MaxBodyBytes: 1 << 20, RatePerIP: 1e9, BurstPerIP: 1e9}}).Handler()},
 		{"httpsd+accesslog", New(Options{Hosts: []string{"localhost"}, AccessLog: true,
-			AccessLogText: io.Discard}).Handler()},
+			AccessLogWriter: io.Discard}).Handler()},
 		{"httpsd+accesslog-slog", New(Options{Hosts: []string{"localhost"}, AccessLog: true,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Handler()},
+		{"httpsd+accesslog-json", New(Options{Hosts: []string{"localhost"}, AccessLog: true,
+			AccessLogWriter: io.Discard, AccessLogJSON: true}).Handler()},
+		{"httpsd+accesslog-json-slog", New(Options{Hosts: []string{"localhost"}, AccessLog: true,
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}).Handler()},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := httptest.NewRequest("GET", "https://localhost/hello/world", nil)

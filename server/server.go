@@ -45,11 +45,13 @@ type Options struct {
 	AccessLog bool
 	// AccessLogger receives the access log; nil means Logger.
 	AccessLogger *slog.Logger
-	// AccessLogText, when not nil, receives the access log instead, in
-	// slog's text format, written without slog's per-record costs; lines
-	// are written while AccessLogLevel allows info (nil: always).
-	AccessLogText  io.Writer
-	AccessLogLevel slog.Leveler
+	// AccessLogWriter, when not nil, receives the access log instead, in
+	// slog's text format (in its JSON format with AccessLogJSON), written
+	// without slog's per-record costs; lines are written while
+	// AccessLogLevel allows info (nil: always).
+	AccessLogWriter io.Writer
+	AccessLogJSON   bool
+	AccessLogLevel  slog.Leveler
 	// Limits bounds the time, size and number of requests.
 	Limits Limits
 	// Logger receives the access log and errors; nil discards them.
@@ -107,7 +109,7 @@ type settings struct {
 type Server struct {
 	logger    *slog.Logger
 	access    *slog.Logger
-	fastLog   *textAccessLog // nil: access lines go through access
+	fastLog   *fastAccessLog // nil: access lines go through access
 	metrics   *metrics
 	unmatched *routeStats // requests no route answered: 404, 405, 421, ...
 	live      atomic.Pointer[settings]
@@ -128,8 +130,8 @@ func New(opts Options) *Server {
 		opts.AccessLogger = opts.Logger
 	}
 	s := &Server{logger: opts.Logger, access: opts.AccessLogger, metrics: newMetrics(opts.Metrics)}
-	if opts.AccessLogText != nil {
-		s.fastLog = newTextAccessLog(opts.AccessLogText, opts.AccessLogLevel)
+	if opts.AccessLogWriter != nil {
+		s.fastLog = newFastAccessLog(opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel)
 	}
 	s.unmatched = s.metrics.route("unmatched")
 	s.Update(opts)
