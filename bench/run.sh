@@ -25,7 +25,7 @@ summary=$(sed -n 's/^servers: .*raw output in \(.*\)$/\1/p' "$log")/summary.md
 [ -s "$summary" ] || { echo "run.sh: no summary.md from compare.sh" >&2; exit 1; }
 go run ./bench/chart -in "$summary" -out docs/bench.svg
 
-idle=$(bash "$HERE/idle.sh" 2>&1 | grep 'idle TLS connections')
+idle=$(bash "$HERE/idle.sh" 2>&1 | grep -E 'idle TLS connections|per idle connection')
 go build -o "$RUN_ROOT/bin/handshakes" ./bench/handshakes
 PIN=${SERVER_CPU:-0} "$HERE/httpsd/start.sh" >/dev/null
 hs=$(taskset -c "${CLIENT_CPU:-1}" "$RUN_ROOT/bin/handshakes" -name httpsd -addr "127.0.0.1:$(cat "$HERE/httpsd/port")")
