@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -31,9 +32,14 @@ type family struct {
 	buckets         []float64
 
 	mu     sync.Mutex
-	series map[string]any // *Counter, *Gauge or *Histogram by joined values
-	values map[string][]string
+	series map[string]series // by label values joined with \xff
 	report func(add func(v float64, values ...string))
+}
+
+// series is one set of label values and its *Counter, *Gauge or *Histogram.
+type series struct {
+	values []string
+	metric any
 }
 
 // Counter is a count that only goes up. Its zero value is 0.
@@ -131,7 +137,7 @@ func (r *Registry) add(f *family) *family {
 		f.order[i] = i
 	}
 	slices.SortFunc(f.order, func(a, b int) int { return strings.Compare(f.labels[a], f.labels[b]) })
-	f.series, f.values = map[string]any{}, map[string][]string{}
+	f.series = map[string]series{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.families == nil {
@@ -153,11 +159,10 @@ func (f *family) get(values []string, newSeries func() any) any {
 	defer f.mu.Unlock()
 	s, ok := f.series[key]
 	if !ok {
-		s = newSeries()
+		s = series{values: slices.Clone(values), metric: newSeries()}
 		f.series[key] = s
-		f.values[key] = slices.Clone(values)
 	}
-	return s
+	return s.metric
 }
 
 // ServeHTTP writes every family, sorted by name.
@@ -208,23 +213,20 @@ func (f *family) write(w *bufio.Writer) {
 		return
 	}
 	f.mu.Lock()
-	keys := make([]string, 0, len(f.series))
-	for k := range f.series {
-		keys = append(keys, k)
+	keys := slices.Sorted(maps.Keys(f.series))
+	all := make([]series, len(keys))
+	for i, k := range keys {
+		all[i] = f.series[k]
 	}
 	f.mu.Unlock()
-	slices.Sort(keys)
-	for _, k := range keys {
-		f.mu.Lock()
-		s, values := f.series[k], f.values[k]
-		f.mu.Unlock()
-		switch s := s.(type) {
+	for _, s := range all {
+		switch m := s.metric.(type) {
 		case *Counter:
-			f.sample(w, "", values, "", strconv.FormatUint(s.Value(), 10))
+			f.sample(w, "", s.values, "", strconv.FormatUint(m.Value(), 10))
 		case *Gauge:
-			f.sample(w, "", values, "", strconv.FormatInt(s.n.Load(), 10))
+			f.sample(w, "", s.values, "", strconv.FormatInt(m.n.Load(), 10))
 		case *Histogram:
-			f.histogram(w, values, s)
+			f.histogram(w, s.values, m)
 		}
 	}
 }
