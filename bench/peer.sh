@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # peer.sh start|stop DIR: runs httpsd as a compare.sh peer from a folder
 # holding `port` and `env` (HTTPSD_* settings, one KEY=VALUE a line): files
-# source with the rig's $CERT and $KEY on 127.0.0.1:PORT, pinned with $PIN_PREFIX, its pid and log under
-# $RUN_ROOT/<folder name>.
+# source with the rig's $CERT and $KEY on 127.0.0.1:PORT, pinned with
+# $PIN_PREFIX, its pid and log under $RUN_ROOT/<folder name>.
 set -euo pipefail
 cmd=$1 DIR=$(cd "$2" && pwd)
 . "${PEERS_DIR:-$DIR/../../../shared/peers}/common.sh"
