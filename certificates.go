@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"httpsd/certs"
+	"github.com/httpsd/httpsd/certs"
 )
 
 // hostsFor returns the hosts served: the configured ones, else the

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"httpsd/certs"
+	"github.com/httpsd/httpsd/certs"
 )
 
 // listCerts prints every certificate the server would serve, from files,

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"httpsd/certs"
+	"github.com/httpsd/httpsd/certs"
 )
 
 // check validates what serve would load without creating anything and

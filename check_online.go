@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"httpsd/certs"
+	"github.com/httpsd/httpsd/certs"
 )
 
 // onlineChecks looks for whatever would make ACME issuance fail: an
@@ -129,7 +129,7 @@ func fetchDirectory(ctx context.Context, a ACMEConfig) error {
 func checkWritable(dir string) error {
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil {
-			if err := syscall.Access(d, 2 /* W_OK */); err != nil {
+			if err := canWrite(d); err != nil {
 				return &os.PathError{Op: "write", Path: d, Err: err}
 			}
 			return nil

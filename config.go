@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"httpsd/certs"
+	"github.com/httpsd/httpsd/certs"
 )
 
 // Config is httpsd's configuration: config.yaml, then HTTPSD_* environment

@@ -1,4 +1,4 @@
-module httpsd
+module github.com/httpsd/httpsd
 
 go 1.26.0
 

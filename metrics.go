@@ -3,24 +3,24 @@ package main
 import (
 	"time"
 
-	"httpsd/certs"
-	"httpsd/server"
+	"github.com/httpsd/httpsd/certs"
+	"github.com/httpsd/httpsd/metrics"
 )
 
 // reloadCounters count config reloads by result.
-type reloadCounters struct{ success, failure *server.Counter }
+type reloadCounters struct{ success, failure *metrics.Counter }
 
 // registerMetrics adds the process, Go runtime and certificate series to
 // reg and returns the config reload counters.
-func registerMetrics(reg *server.Registry, d *daemon, start time.Time) reloadCounters {
-	server.RegisterProcess(reg, start)
+func registerMetrics(reg *metrics.Registry, d *daemon, start time.Time) reloadCounters {
+	metrics.RegisterProcess(reg, start)
 	reloads := reg.Counter("httpsd_config_reloads_total", "Config reloads on SIGHUP, by result (success, failure).", "result")
 	registerCertMetrics(reg, d)
 	return reloadCounters{success: reloads.With("success"), failure: reloads.With("failure")}
 }
 
 // registerCertMetrics reports the certificates in service when scraped.
-func registerCertMetrics(reg *server.Registry, d *daemon) {
+func registerCertMetrics(reg *metrics.Registry, d *daemon) {
 	reg.Func("httpsd_certificate_not_after_timestamp_seconds", "When each served certificate expires, by name and source.",
 		"gauge", []string{"name", "source"}, func(add func(float64, ...string)) {
 			src, source := d.certSource()

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"httpsd/certs"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/httpsd/httpsd/certs"
 )
 
 // k8sSecret lays out certificate files the way Kubernetes mounts a Secret:

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"httpsd/certs"
+	"github.com/httpsd/httpsd/certs"
 )
 
 // reload re-reads the config file (SIGHUP). Hosts, certificate files,

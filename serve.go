@@ -19,8 +19,9 @@ import (
 
 	"golang.org/x/crypto/acme"
 
-	"httpsd/certs"
-	"httpsd/server"
+	"github.com/httpsd/httpsd/certs"
+	"github.com/httpsd/httpsd/metrics"
+	"github.com/httpsd/httpsd/server"
 )
 
 // daemon is a running serve: its config, certificates, servers and metrics.
@@ -29,7 +30,7 @@ type daemon struct {
 	lookupEnv func(string) (string, bool)
 	logger    *slog.Logger
 	level     *slog.LevelVar
-	reg       *server.Registry
+	reg       *metrics.Registry
 	reloads   reloadCounters
 
 	mu  sync.Mutex // guards cfg and src.hosts during reloads
@@ -43,7 +44,7 @@ type daemon struct {
 // cancelled, re-reading the config on SIGHUP, then shuts down gracefully
 // within limits.shutdown_timeout.
 func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
-	d := &daemon{file: file, lookupEnv: lookupEnv, cfg: cfg, level: new(slog.LevelVar), reg: new(server.Registry)}
+	d := &daemon{file: file, lookupEnv: lookupEnv, cfg: cfg, level: new(slog.LevelVar), reg: new(metrics.Registry)}
 	d.level.Set(logLevels[cfg.Log.Level])
 	d.logger = newLogger(cfg.Log.Format, d.level, stderr)
 	accessOut := newLogBuffer(stderr)

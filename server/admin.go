@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/httpsd/httpsd/metrics"
 )
 
 // AdminOptions configures the admin listener.
 type AdminOptions struct {
 	// Metrics is served at /metrics; nil serves no metrics.
-	Metrics *Registry
+	Metrics *metrics.Registry
 	// Ready reports why the server is not ready, or nil when it is; nil
 	// counts as always ready.
 	Ready func() error

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"httpsd/certs"
+	"github.com/httpsd/httpsd/certs"
 )
 
 // nopWriter is a ResponseWriter that keeps nothing, so that benchmarks

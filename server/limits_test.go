@@ -15,43 +15,20 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
+	"github.com/httpsd/httpsd/metrics"
 )
 
 // counterValue returns the value of the series name{labels} in reg, or -1.
-func counterValue(t *testing.T, reg *Registry, name string, labels map[string]string) float64 {
+func counterValue(t *testing.T, reg *metrics.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	if mf, ok := gather(t, reg)[name]; ok {
-		for _, m := range mf.GetMetric() {
-			if matches(m, labels) {
-				if c := m.GetCounter(); c != nil {
-					return c.GetValue()
-				}
-				if g := m.GetGauge(); g != nil {
-					return g.GetValue()
-				}
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
+	if v, ok := reg.Value(name, labels); ok {
+		return v
 	}
 	return -1
 }
 
-func matches(m *dto.Metric, labels map[string]string) bool {
-	n := 0
-	for _, lp := range m.GetLabel() {
-		if v, ok := labels[lp.GetName()]; ok {
-			if v != lp.GetValue() {
-				return false
-			}
-			n++
-		}
-	}
-	return n == len(labels)
-}
-
 func TestRateLimit(t *testing.T) {
-	reg := new(Registry)
+	reg := new(metrics.Registry)
 	h := New(Options{Hosts: []string{"localhost"}, Metrics: reg, Limits: Limits{RatePerIP: 1, BurstPerIP: 2}}).Handler()
 	get := func(path, remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "https://localhost"+path, nil)
@@ -121,7 +98,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestConcurrencyCap(t *testing.T) {
-	reg := new(Registry)
+	reg := new(metrics.Registry)
 	release := make(chan struct{})
 	started := make(chan struct{}, 4)
 	mux := http.NewServeMux()
@@ -129,7 +106,7 @@ func TestConcurrencyCap(t *testing.T) {
 		started <- struct{}{}
 		<-release
 	})
-	mux.Handle("/", routes(newMetrics(new(Registry))))
+	mux.Handle("/", routes(newMetrics(new(metrics.Registry))))
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConcurrent: 1, QueueTimeout: 100 * time.Millisecond}}, mux)
 	done := make(chan int, 1)
 	go func() {
@@ -186,7 +163,7 @@ func TestConcurrencyCap(t *testing.T) {
 }
 
 func TestConnsPerIP(t *testing.T) {
-	reg := new(Registry)
+	reg := new(metrics.Registry)
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConnsPerIP: 2}}, nil)
 	dial := func() (*tls.Conn, error) {
 		c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
@@ -311,7 +288,7 @@ func TestSlowloris(t *testing.T) {
 }
 
 func TestHeaderLimitHTTP2(t *testing.T) {
-	reg := new(Registry)
+	reg := new(metrics.Registry)
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxHeaderBytes: 2048}}, nil)
 	req, _ := http.NewRequest("GET", ts.url+"/hello/x", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 3000))
@@ -329,7 +306,7 @@ func TestHeaderLimitHTTP2(t *testing.T) {
 }
 
 func TestMetricsAfterTraffic(t *testing.T) {
-	reg := new(Registry)
+	reg := new(metrics.Registry)
 	ts := newTestServer(t, Options{Metrics: reg}, nil)
 	for _, p := range []string{"/hello/a", "/hello/b", "/nope"} {
 		resp, err := ts.client.Get(ts.url + p)

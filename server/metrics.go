@@ -6,21 +6,23 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/httpsd/httpsd/metrics"
 )
 
-// metrics are the HTTP and TLS series the server records.
-type metrics struct {
-	requests          CounterVec // route, method, code
-	duration          HistogramVec
-	inFlight          *Gauge
-	rejections        CounterVec  // reason
-	handshakes        CounterVec  // version, group, resumed
-	handshakeFailures CounterVec  // reason
-	codes             [600]string // status code labels, made once
+// serverMetrics are the HTTP and TLS series the server records.
+type serverMetrics struct {
+	requests          metrics.CounterVec // route, method, code
+	duration          metrics.HistogramVec
+	inFlight          *metrics.Gauge
+	rejections        metrics.CounterVec // reason
+	handshakes        metrics.CounterVec // version, group, resumed
+	handshakeFailures metrics.CounterVec // reason
+	codes             [600]string        // status code labels, made once
 }
 
-func newMetrics(reg *Registry) *metrics {
-	m := &metrics{
+func newMetrics(reg *metrics.Registry) *serverMetrics {
+	m := &serverMetrics{
 		requests: reg.Counter("httpsd_http_requests_total",
 			"HTTPS requests answered, by route, method and status code.", "route", "method", "code"),
 		duration: reg.Histogram("httpsd_http_request_duration_seconds", "Time to answer HTTPS requests, by route.",
@@ -40,7 +42,7 @@ func newMetrics(reg *Registry) *metrics {
 	return m
 }
 
-func (m *metrics) code(status int) string {
+func (m *serverMetrics) code(status int) string {
 	if status >= 0 && status < len(m.codes) {
 		return m.codes[status]
 	}
@@ -64,12 +66,12 @@ func methodIndex(m string) int {
 // handler itself.
 type routeStats struct {
 	name     string
-	m        *metrics
-	duration *Histogram
-	counters [len(methods)][500]atomic.Pointer[Counter] // by method, status-100
+	m        *serverMetrics
+	duration *metrics.Histogram
+	counters [len(methods)][500]atomic.Pointer[metrics.Counter] // by method, status-100
 }
 
-func (m *metrics) route(name string) *routeStats {
+func (m *serverMetrics) route(name string) *routeStats {
 	return &routeStats{name: name, m: m, duration: m.duration.With(name)}
 }
 
@@ -91,7 +93,7 @@ func (rs *routeStats) observe(method string, status int, elapsed time.Duration) 
 }
 
 // handshake counts a completed handshake; it is tls.Config.VerifyConnection.
-func (m *metrics) handshake(cs tls.ConnectionState) error {
+func (m *serverMetrics) handshake(cs tls.ConnectionState) error {
 	group := "none" // TLS 1.2 resumption has no key exchange
 	if cs.CurveID != 0 {
 		group = cs.CurveID.String()
@@ -101,7 +103,7 @@ func (m *metrics) handshake(cs tls.ConnectionState) error {
 }
 
 // handshakeFailure classifies an "http: TLS handshake error" log message.
-func (m *metrics) handshakeFailure(msg string) {
+func (m *serverMetrics) handshakeFailure(msg string) {
 	reason := "other"
 	switch {
 	case strings.Contains(msg, "i/o timeout"):

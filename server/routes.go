@@ -7,7 +7,7 @@ import (
 )
 
 // routes lists every HTTPS route; m records their requests.
-func routes(m *metrics) *httprouter.Router {
+func routes(m *serverMetrics) *httprouter.Router {
 	r := httprouter.New()
 	// Cleaning or slash-fixing redirects would send /hello/..%2Fhealthz or
 	// /hello/a%2F to a different route or name; such paths are plain 404s.

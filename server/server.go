@@ -16,6 +16,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/httpsd/httpsd/metrics"
 )
 
 // Options configures a Server. Zero timeouts and sizes take the defaults
@@ -58,7 +60,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives the server's Prometheus series; nil registers them
 	// nowhere.
-	Metrics *Registry
+	Metrics *metrics.Registry
 }
 
 // Limits bounds requests. A zero timeout or MaxHeaderBytes takes the
@@ -110,7 +112,7 @@ type Server struct {
 	logger    *slog.Logger
 	access    *slog.Logger
 	fastLog   *fastAccessLog // nil: access lines go through access
-	metrics   *metrics
+	metrics   *serverMetrics
 	unmatched *routeStats // requests no route answered: 404, 405, 421, ...
 	live      atomic.Pointer[settings]
 	maxConns  atomic.Int64 // Limits.MaxConnsPerIP
@@ -124,7 +126,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Metrics == nil {
-		opts.Metrics = new(Registry)
+		opts.Metrics = new(metrics.Registry)
 	}
 	if opts.AccessLogger == nil {
 		opts.AccessLogger = opts.Logger

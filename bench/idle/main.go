@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command idle measures what idle TLS keep-alive connections cost a
 // server: it opens -n connections to -addr (from 127.0.0.x source
 // addresses, -per-ip each), makes one HTTP/1.1 request on each and keeps

@@ -1,4 +1,4 @@
-package server
+package metrics
 
 import (
 	"fmt"
@@ -41,6 +41,47 @@ func gather(t *testing.T, reg *Registry) map[string]*dto.MetricFamily {
 		}
 	}
 	return mfs
+}
+
+// counterValue returns the value of the series name{labels} as Prometheus's
+// parser reads it from reg's output, or -1; it also checks that
+// Registry.Value agrees.
+func counterValue(t *testing.T, reg *Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	got := -1.0
+	if mf, ok := gather(t, reg)[name]; ok {
+	find:
+		for _, m := range mf.GetMetric() {
+			if matches(m, labels) {
+				switch {
+				case m.GetCounter() != nil:
+					got = m.GetCounter().GetValue()
+				case m.GetGauge() != nil:
+					got = m.GetGauge().GetValue()
+				default:
+					got = float64(m.GetHistogram().GetSampleCount())
+				}
+				break find
+			}
+		}
+	}
+	if v, ok := reg.Value(name, labels); !ok && got != -1 || ok && v != got {
+		t.Errorf("Value(%s, %v) = %v, %v; the text output says %v", name, labels, v, ok, got)
+	}
+	return got
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	n := 0
+	for _, lp := range m.GetLabel() {
+		if v, ok := labels[lp.GetName()]; ok {
+			if v != lp.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(labels)
 }
 
 func TestRegistryText(t *testing.T) {

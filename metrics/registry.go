@@ -1,4 +1,4 @@
-package server
+package metrics
 
 import (
 	"bufio"
@@ -124,7 +124,7 @@ func (r *Registry) Histogram(name, help string, buckets []float64, labels ...str
 // must not give the same label values twice.
 func (r *Registry) Func(name, help, typ string, labels []string, report func(add func(v float64, values ...string))) {
 	if typ != "counter" && typ != "gauge" {
-		panic("server: metric " + name + " has type " + typ + ", want counter or gauge")
+		panic("metrics: metric " + name + " has type " + typ + ", want counter or gauge")
 	}
 	r.add(&family{name: name, help: help, typ: typ, labels: labels, report: report})
 }
@@ -144,7 +144,7 @@ func (r *Registry) add(f *family) *family {
 		r.families = map[string]*family{}
 	}
 	if _, dup := r.families[f.name]; dup {
-		panic("server: metric " + f.name + " registered twice")
+		panic("metrics: metric " + f.name + " registered twice")
 	}
 	r.families[f.name] = f
 	return f
@@ -152,7 +152,7 @@ func (r *Registry) add(f *family) *family {
 
 func (f *family) get(values []string, newSeries func() any) any {
 	if len(values) != len(f.labels) {
-		panic("server: metric " + f.name + " takes " + strconv.Itoa(len(f.labels)) + " label values")
+		panic("metrics: metric " + f.name + " takes " + strconv.Itoa(len(f.labels)) + " label values")
 	}
 	key := strings.Join(values, "\xff")
 	f.mu.Lock()
@@ -286,4 +286,57 @@ func formatFloat(v float64) string {
 		return "NaN"
 	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// Value returns the value of the series of family name whose labels
+// include labels (all of them when labels is nil): a counter's count, a
+// gauge's value, a histogram's number of observations. ok is false when no
+// series matches.
+func (r *Registry) Value(name string, labels map[string]string) (v float64, ok bool) {
+	r.mu.Lock()
+	f := r.families[name]
+	r.mu.Unlock()
+	if f == nil {
+		return 0, false
+	}
+	match := func(values []string) bool {
+		n := 0
+		for i, l := range f.labels {
+			if want, has := labels[l]; has {
+				if values[i] != want {
+					return false
+				}
+				n++
+			}
+		}
+		return n == len(labels)
+	}
+	if f.report != nil {
+		f.report(func(fv float64, values ...string) {
+			if !ok && len(values) == len(f.labels) && match(values) {
+				v, ok = fv, true
+			}
+		})
+		return v, ok
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.series {
+		if !match(s.values) {
+			continue
+		}
+		switch m := s.metric.(type) {
+		case *Counter:
+			return float64(m.Value()), true
+		case *Gauge:
+			return float64(m.n.Load()), true
+		case *Histogram:
+			var total uint64
+			for i := range m.counts {
+				total += m.counts[i].Load()
+			}
+			return float64(total), true
+		}
+	}
+	return 0, false
 }

@@ -1,4 +1,4 @@
-package server
+package metrics
 
 import (
 	"os"
@@ -6,7 +6,6 @@ import (
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -48,9 +47,8 @@ func RegisterProcess(reg *Registry, start time.Time) {
 		func(add func(float64, ...string)) { add(float64(start.UnixNano()) / 1e9) })
 	reg.Func("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", nil,
 		func(add func(float64, ...string)) {
-			var ru syscall.Rusage
-			if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-				add(time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds())
+			if d, ok := cpuTime(); ok {
+				add(d.Seconds())
 			}
 		})
 	reg.Func("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", nil,
@@ -73,9 +71,8 @@ func RegisterProcess(reg *Registry, start time.Time) {
 		})
 	reg.Func("process_max_fds", "Maximum number of open file descriptors.", "gauge", nil,
 		func(add func(float64, ...string)) {
-			var lim syscall.Rlimit
-			if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-				add(float64(lim.Cur))
+			if n, ok := maxFDs(); ok {
+				add(float64(n))
 			}
 		})
 }
