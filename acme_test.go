@@ -141,12 +141,17 @@ func TestACMETLSALPN01(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(s.dataDir, "acme", acmeHost+"+rsa")); err != nil {
 			t.Errorf("RSA certificate not cached: %v", err)
 		}
-		for _, line := range strings.Split(r.logs.String(), "\n") {
-			if strings.Contains(line, `"msg":"acme: certificate issued"`) && strings.Contains(line, `"key":"RSA-2048"`) {
-				return
+		issued := func() bool {
+			for _, line := range strings.Split(r.logs.String(), "\n") {
+				if strings.Contains(line, `"msg":"acme: certificate issued"`) && strings.Contains(line, `"key":"RSA-2048"`) {
+					return true
+				}
 			}
+			return false
 		}
-		t.Errorf("no issued log line for the RSA certificate:\n%s", r.logs)
+		if !eventually(5*time.Second, issued) {
+			t.Errorf("no issued log line for the RSA certificate:\n%s", r.logs)
+		}
 	})
 
 	t.Run("other names never reach the CA", func(t *testing.T) {

@@ -80,10 +80,14 @@ type LimitsConfig struct {
 	MaxHeaderBytes    int
 	ShutdownTimeout   time.Duration
 
+	SendTimeout time.Duration
+
 	MaxConcurrentRequests int
+	MaxRequestsPerIP      int
 	QueueTimeout          time.Duration
 	RatePerIP             float64
 	BurstPerIP            int
+	MaxConns              int // 0: derived from the file descriptor limit
 	MaxConnsPerIP         int
 	MaxBodyBytes          int64
 }
@@ -115,8 +119,10 @@ func defaultConfig() *Config {
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    16 << 10,
 			ShutdownTimeout:   20 * time.Second,
+			SendTimeout:       10 * time.Second,
 
 			MaxConcurrentRequests: 1024,
+			MaxRequestsPerIP:      100,
 			QueueTimeout:          100 * time.Millisecond,
 			MaxConnsPerIP:         256,
 			MaxBodyBytes:          1 << 20,

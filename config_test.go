@@ -47,8 +47,9 @@ func TestConfigFull(t *testing.T) {
 			{Cert: filepath.Join("testdata", "certs/example.crt"), Key: "/abs/example.key"},
 		}, ReloadInterval: time.Second, ACME: ACMEConfig{Directory: "https://acme-v02.api.letsencrypt.org/directory"}},
 		Limits: LimitsConfig{ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second,
-			IdleTimeout: time.Minute, MaxHeaderBytes: 8192, ShutdownTimeout: 3 * time.Second,
-			MaxConcurrentRequests: 10, QueueTimeout: time.Second, RatePerIP: 2.5, BurstPerIP: 5, MaxConnsPerIP: 8, MaxBodyBytes: 4096},
+			IdleTimeout: time.Minute, MaxHeaderBytes: 8192, ShutdownTimeout: 3 * time.Second, SendTimeout: 4 * time.Second,
+			MaxConcurrentRequests: 10, MaxRequestsPerIP: 3, QueueTimeout: time.Second, RatePerIP: 2.5, BurstPerIP: 5,
+			MaxConns: 500, MaxConnsPerIP: 8, MaxBodyBytes: 4096},
 		Log: LogConfig{Level: "debug", Format: "json", Access: false},
 	}
 	c.origin = nil

@@ -64,38 +64,7 @@ func (c *Config) validate() []error {
 	if _, ok := tlsVersions[c.TLS.MinVersion]; !ok {
 		bad("tls.min_version", `must be "1.2" or "1.3"; got %q`, c.TLS.MinVersion)
 	}
-	for _, t := range []struct {
-		key string
-		d   time.Duration
-	}{
-		{"limits.read_header_timeout", c.Limits.ReadHeaderTimeout},
-		{"limits.read_timeout", c.Limits.ReadTimeout},
-		{"limits.write_timeout", c.Limits.WriteTimeout},
-		{"limits.idle_timeout", c.Limits.IdleTimeout},
-	} {
-		if t.d <= 0 {
-			bad(t.key, "must be positive; got %v", t.d)
-		}
-	}
-	for _, t := range []struct {
-		key string
-		neg bool
-	}{
-		{"limits.shutdown_timeout", c.Limits.ShutdownTimeout < 0},
-		{"limits.max_concurrent_requests", c.Limits.MaxConcurrentRequests < 0},
-		{"limits.queue_timeout", c.Limits.QueueTimeout < 0},
-		{"limits.rate_per_ip", c.Limits.RatePerIP < 0},
-		{"limits.burst_per_ip", c.Limits.BurstPerIP < 0},
-		{"limits.max_conns_per_ip", c.Limits.MaxConnsPerIP < 0},
-		{"limits.max_body_bytes", c.Limits.MaxBodyBytes < 0},
-	} {
-		if t.neg {
-			bad(t.key, "must not be negative (0 turns it off)")
-		}
-	}
-	if c.TLS.ReloadInterval <= 0 {
-		bad("tls.reload_interval", "must be positive; got %v", c.TLS.ReloadInterval)
-	}
+	errs = append(errs, c.validateRanges()...)
 	if n := c.Limits.MaxHeaderBytes; n < 1024 || n > 1<<20 {
 		bad("limits.max_header_bytes", "must be from 1024 to 1048576; got %d", n)
 	}
@@ -106,6 +75,76 @@ func (c *Config) validate() []error {
 		bad("log.format", "must be text or json; got %q", c.Log.Format)
 	}
 	return errs
+}
+
+// validateRanges checks that every duration and number is within a range
+// that works: a reload interval of 1ns would have the watcher burn a core,
+// a cap of 10^12 would allocate it, a rate of 10^-9 would keep every
+// client's bucket for years.
+func (c *Config) validateRanges() []error {
+	var errs []error
+	l := c.Limits
+	for _, d := range []struct {
+		key      string
+		v        time.Duration
+		min, max time.Duration
+		zeroOff  bool // 0 turns it off, below min
+	}{
+		{"tls.reload_interval", c.TLS.ReloadInterval, time.Second, 24 * time.Hour, false},
+		{"limits.read_header_timeout", l.ReadHeaderTimeout, 100 * time.Millisecond, time.Hour, false},
+		{"limits.read_timeout", l.ReadTimeout, 100 * time.Millisecond, 24 * time.Hour, false},
+		{"limits.write_timeout", l.WriteTimeout, 100 * time.Millisecond, 24 * time.Hour, false},
+		{"limits.send_timeout", l.SendTimeout, time.Second, time.Hour, true},
+		{"limits.idle_timeout", l.IdleTimeout, time.Second, 24 * time.Hour, false},
+		{"limits.shutdown_timeout", l.ShutdownTimeout, 0, time.Hour, true},
+		{"limits.queue_timeout", l.QueueTimeout, 0, time.Minute, true},
+	} {
+		switch {
+		case d.zeroOff && d.v == 0:
+		case d.v < d.min || d.v > d.max:
+			what := "must be from " + fmtDuration(d.min) + " to " + fmtDuration(d.max)
+			if d.zeroOff && d.min > 0 {
+				what += ", or 0 to turn it off"
+			}
+			errs = append(errs, c.errorf(d.key, "%s; got %s", what, fmtDuration(d.v)))
+		}
+	}
+	if h := c.TLS.HSTSMaxAge; h > 0 && h < time.Second {
+		errs = append(errs, c.errorf("tls.hsts_max_age", "must be at least 1s (it is sent in seconds), 0 for the default or negative for off; got %v", h))
+	}
+	if c.TLS.ACME.RenewBefore < 0 {
+		errs = append(errs, c.errorf("tls.acme.renew_before", "must not be negative"))
+	}
+	const million = 1_000_000
+	for _, n := range []struct {
+		key string
+		v   int64
+		max int64
+	}{
+		{"limits.max_concurrent_requests", int64(l.MaxConcurrentRequests), million},
+		{"limits.max_requests_per_ip", int64(l.MaxRequestsPerIP), million},
+		{"limits.burst_per_ip", int64(l.BurstPerIP), million},
+		{"limits.max_conns", int64(l.MaxConns), 10 * million},
+		{"limits.max_conns_per_ip", int64(l.MaxConnsPerIP), million},
+		{"limits.max_body_bytes", l.MaxBodyBytes, 1 << 50},
+	} {
+		if n.v < 0 || n.v > n.max {
+			errs = append(errs, c.errorf(n.key, "must be from 0 (off) to %d; got %d", n.max, n.v))
+		}
+	}
+	if r := l.RatePerIP; r != 0 && (r < 0.001 || r > million) {
+		errs = append(errs, c.errorf("limits.rate_per_ip", "must be from 0.001 to %d requests per second, or 0 for off; got %v", million, r))
+	}
+	return errs
+}
+
+// fmtDuration writes d without a trailing "0s" or "0m": 24h, 1m, 100ms.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	for _, z := range []string{"m0s", "h0m"} {
+		s = strings.Replace(s, z, z[:1], 1)
+	}
+	return s
 }
 
 var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
@@ -127,7 +166,10 @@ func checkAddr(addr string) error {
 
 // checkHost accepts a DNS name, a "*.example.com" wildcard or an IP literal.
 func checkHost(h string) error {
-	if _, err := netip.ParseAddr(h); err == nil {
+	if ip, err := netip.ParseAddr(h); err == nil {
+		if ip.Zone() != "" {
+			return fmt.Errorf("%q is a zoned address; hosts are matched against Host headers, which carry no zone", h)
+		}
 		return nil
 	}
 	name := strings.TrimSuffix(h, ".")
@@ -174,9 +216,6 @@ func (c *Config) validateACME() []error {
 	}
 	if a.Email != "" && (!strings.Contains(a.Email, "@") || strings.ContainsAny(a.Email, " \t,;<>")) {
 		bad("tls.acme.email", "not an email address: %q", a.Email)
-	}
-	if a.RenewBefore < 0 {
-		bad("tls.acme.renew_before", "must not be negative")
 	}
 	switch {
 	case (a.EAB.KID == "") != (a.EAB.HMACKey == ""):

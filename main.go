@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -21,9 +22,23 @@ var version = "dev"
 func main() {
 	err := run(context.Background(), os.Args, os.LookupEnv, os.Stdout, os.Stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "httpsd:", err)
+		printWithin(os.Stderr, "httpsd: "+err.Error()+"\n", 2*time.Second)
 	}
 	os.Exit(exitCode(err))
+}
+
+// printWithin writes msg to w unless that takes longer than d: stderr may
+// be a pipe nobody reads, and exiting matters more than the message.
+func printWithin(w io.Writer, msg string, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		io.WriteString(w, msg)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 const usage = `Usage:
@@ -68,6 +83,11 @@ func exitCode(err error) int {
 // reads the configuration through lookupEnv, and runs a command until it
 // ends or ctx is cancelled (SIGINT and SIGTERM cancel it too).
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	// SIGHUP asks serve to reload; trapped first, so that one sent during
+	// start-up waits for serve instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -132,7 +152,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	case "health":
 		return health(ctx, cfg, *url, stdout)
 	}
-	return serve(ctx, cfg, file, lookupEnv, stderr)
+	return serve(ctx, cfg, file, lookupEnv, hup, stderr)
 }
 
 func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' }

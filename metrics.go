@@ -12,8 +12,10 @@ type reloadCounters struct{ success, failure *metrics.Counter }
 
 // registerMetrics adds the process, Go runtime and certificate series to
 // reg and returns the config reload counters.
-func registerMetrics(reg *metrics.Registry, d *daemon, start time.Time) reloadCounters {
+func registerMetrics(reg *metrics.Registry, d *daemon, logs *logWriter, start time.Time) reloadCounters {
 	metrics.RegisterProcess(reg, start)
+	reg.Func("httpsd_log_dropped_total", "Log lines dropped because the log output could not keep up.", "counter", nil,
+		func(add func(float64, ...string)) { add(float64(logs.Dropped())) })
 	reloads := reg.Counter("httpsd_config_reloads_total", "Config reloads on SIGHUP, by result (success, failure).", "result")
 	registerCertMetrics(reg, d)
 	return reloadCounters{success: reloads.With("success"), failure: reloads.With("failure")}

@@ -71,7 +71,7 @@ func TestCertificateRotation(t *testing.T) {
 	secret := &k8sSecret{t: t, dir: t.TempDir()}
 	secret.publish(oldCert, oldKey)
 	cfg := filesConfig(t, "hosts: [a.test]\n", [2]string{filepath.Join(secret.dir, "tls.crt"), filepath.Join(secret.dir, "tls.key")})
-	os.WriteFile(cfg, append(mustRead(t, cfg), "  reload_interval: 50ms\n"...), 0o600)
+	os.WriteFile(cfg, append(mustRead(t, cfg), "  reload_interval: 1s\n"...), 0o600)
 	r := startRun(t, nil, "-config", cfg)
 	oldSerial := servedSerial(t, r.https, "a.test")
 

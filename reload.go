@@ -82,6 +82,7 @@ func restartKeys(old, cfg *Config) []string {
 		{"limits.read_timeout", old.Limits.ReadTimeout, cfg.Limits.ReadTimeout},
 		{"limits.write_timeout", old.Limits.WriteTimeout, cfg.Limits.WriteTimeout},
 		{"limits.idle_timeout", old.Limits.IdleTimeout, cfg.Limits.IdleTimeout},
+		{"limits.max_header_bytes", old.Limits.MaxHeaderBytes, cfg.Limits.MaxHeaderBytes},
 		{"log.format", old.Log.Format, cfg.Log.Format},
 	} {
 		if !reflect.DeepEqual(c.old, c.new) {
@@ -102,6 +103,7 @@ func keepRestartOnly(old, cfg *Config) {
 		old.TLS.Source, old.TLS.MinVersion, old.TLS.ReloadInterval, old.TLS.ACME
 	cfg.Limits.ReadHeaderTimeout, cfg.Limits.ReadTimeout = old.Limits.ReadHeaderTimeout, old.Limits.ReadTimeout
 	cfg.Limits.WriteTimeout, cfg.Limits.IdleTimeout = old.Limits.WriteTimeout, old.Limits.IdleTimeout
+	cfg.Limits.MaxHeaderBytes = old.Limits.MaxHeaderBytes // net/http's own cap is sized at start
 	cfg.Log.Format = old.Log.Format
 	if old.TLS.Source == sourceACME {
 		cfg.Hosts = old.Hosts

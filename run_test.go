@@ -85,6 +85,7 @@ func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 		}
 		select {
 		case err := <-r.done:
+			r.done <- err // for Cleanup
 			t.Fatalf("run returned before serving: %v\n%s", err, r.logs)
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -149,4 +150,17 @@ func port(addr string) string {
 func dataDirEnv(t *testing.T) (map[string]string, string) {
 	dir := filepath.Join(t.TempDir(), "data")
 	return map[string]string{"HTTPSD_DATA_DIR": dir}, dir
+}
+
+// eventually polls cond every 10ms until it holds or timeout passes, and
+// reports whether it held: tests wait on conditions, not on time.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }

@@ -9,12 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -38,64 +36,64 @@ type daemon struct {
 	src *certSource
 	srv *server.Server
 	up  bool // listeners serving; guarded by mu
+
+	fdLimit uint64 // open file limit after raising it; 0 where there is none
 }
 
 // serve runs the HTTPS, redirect and admin listeners until ctx is
-// cancelled, re-reading the config on SIGHUP, then shuts down gracefully
-// within limits.shutdown_timeout.
-func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
+// cancelled, re-reading the config on every signal from hup, then shuts
+// down gracefully within limits.shutdown_timeout.
+func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string) (string, bool), hup <-chan os.Signal, stderr io.Writer) error {
 	d := &daemon{file: file, lookupEnv: lookupEnv, cfg: cfg, level: new(slog.LevelVar), reg: new(metrics.Registry)}
 	d.level.Set(logLevels[cfg.Log.Level])
-	d.logger = newLogger(cfg.Log.Format, d.level, stderr)
-	accessOut := newLogBuffer(stderr)
-	defer accessOut.Flush()
+	d.fdLimit = raiseFileLimit()
+	logs := newLogWriter(stderr)
+	d.logger = newLogger(cfg.Log.Format, d.level, logs)
+	logs.report = func(n uint64) {
+		d.logger.Warn("the log output could not keep up; lines were dropped", "dropped", n, "dropped_total", logs.Dropped())
+	}
+	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLogs()
+	go logs.run(logCtx)
 	now := time.Now()
-	d.reloads = registerMetrics(d.reg, d, now)
-	src, err := loadCertificates(cfg, now, d.logger)
-	if err != nil {
-		return usageError{err}
-	}
-	d.src = src
-	if set := src.set.Load(); set != nil {
-		for _, w := range certWarnings(set, src.hosts, now) {
-			d.logger.Warn(w)
-		}
-	}
-	if src.acme != nil && cfg.Listen.HTTP == "" {
-		d.logger.Warn("listen.http is off: ACME can validate only through tls-alpn-01 on the HTTPS port")
-	}
+	d.reloads = registerMetrics(d.reg, d, logs, now)
 
-	lns, err := listen(cfg.Listen)
-	if err != nil {
+	var lns *listeners
+	err := interruptible(ctx, func() error {
+		src, err := loadCertificates(cfg, now, d.logger)
+		if err != nil {
+			return usageError{err}
+		}
+		d.src = src
+		lns, err = listen(cfg.Listen)
+		return err
+	})
+	if err != nil || ctx.Err() != nil {
+		if err == nil {
+			d.logger.Info("stopped during start-up")
+		}
+		flushWithin(logs, time.Second)
 		return err
 	}
 	defer lns.close()
-	httpsPort := lns.https.Addr().(*net.TCPAddr).Port
-	if cfg.Listen.PublicHTTPSPort != 0 {
-		httpsPort = cfg.Listen.PublicHTTPSPort
-	}
-	opts := d.serverOptions(cfg, src.hosts)
-	opts.GetCertificate = src.GetCertificate
-	opts.MinVersion = tlsVersions[cfg.TLS.MinVersion]
-	opts.HTTPSPort = httpsPort
-	opts.Logger = d.logger
-	opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel = accessOut, cfg.Log.Format == "json", d.level
-	opts.Metrics = d.reg
-	if src.acme != nil {
-		opts.ExtraALPN = []string{acme.ALPNProto}
-		if lns.http != nil { // else autocert would offer http-01, which cannot work
-			opts.WrapRedirect = src.acme.HTTPHandler
+	if set := d.src.set.Load(); set != nil {
+		for _, w := range certWarnings(set, d.src.hosts, now) {
+			d.logger.Warn(w)
 		}
 	}
-	d.srv = server.New(opts)
-	var admin *http.Server
+	if d.src.acme != nil && cfg.Listen.HTTP == "" {
+		d.logger.Warn("listen.http is off: ACME can validate only through tls-alpn-01 on the HTTPS port")
+	}
+	d.srv = server.New(d.fullOptions(cfg, lns, logs))
+	var admin *server.Admin
 	errc := make(chan error, 3)
 	go func() { errc <- d.srv.ServeTLS(lns.https) }()
 	if lns.http != nil {
 		go func() { errc <- d.srv.ServeRedirect(lns.http) }()
 	}
 	if lns.admin != nil {
-		admin = server.NewAdmin(server.AdminOptions{Metrics: d.reg, Ready: d.ready, Pprof: cfg.Listen.AdminPprof, Logger: d.logger})
+		admin = server.NewAdmin(server.AdminOptions{Metrics: d.reg, Ready: d.ready, Live: d.srv.Probe,
+			Pprof: cfg.Listen.AdminPprof, Public: cfg.Listen.AdminPublic, Addr: cfg.Listen.Admin, Logger: d.logger})
 		go func() { errc <- admin.Serve(lns.admin) }()
 	}
 	d.mu.Lock()
@@ -104,15 +102,20 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	d.logStart(lns)
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
-	go accessOut.run(bg)
-	if src.acme != nil {
-		go src.acme.Run(bg)
+	if d.src.acme != nil {
+		go d.src.acme.Run(bg)
 	}
-	if src.files != nil {
-		go src.files.Run(bg, cfg.TLS.ReloadInterval)
+	if d.src.files != nil {
+		go d.src.files.Run(bg, cfg.TLS.ReloadInterval)
 	}
 
-	serveErr := d.wait(ctx, errc)
+	serveErr := d.wait(ctx, hup, errc)
+	return d.shutdown(ctx, admin, logs, serveErr)
+}
+
+// shutdown stops the servers within limits.shutdown_timeout, log output
+// included: a stuck log output never holds the process up.
+func (d *daemon) shutdown(ctx context.Context, admin *server.Admin, logs *logWriter, serveErr error) error {
 	d.mu.Lock()
 	d.up = false
 	timeout := d.cfg.Limits.ShutdownTimeout
@@ -123,22 +126,67 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	if admin != nil {
 		go admin.Shutdown(sctx)
 	}
-	if err := d.srv.Shutdown(sctx); err != nil {
-		return errors.Join(serveErr, fmt.Errorf("shutdown: requests still running after %v were cut off: %w", timeout, err))
-	}
+	var err error
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
+		err = serveErr
 	}
-	d.logger.Info("stopped")
-	return nil
+	if serr := d.srv.Shutdown(sctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("shutdown: requests still running after %v were cut off: %w", timeout, serr))
+	}
+	if err == nil {
+		d.logger.Info("stopped")
+	}
+	if logs.Flush(sctx) != nil {
+		flushWithin(logs, 100*time.Millisecond) // a last moment for the log, whatever is left
+	}
+	return err
+}
+
+// fullOptions is every server.Option serve sets at start.
+func (d *daemon) fullOptions(cfg *Config, lns *listeners, logs *logWriter) server.Options {
+	httpsPort := lns.https.Addr().(*net.TCPAddr).Port
+	if cfg.Listen.PublicHTTPSPort != 0 {
+		httpsPort = cfg.Listen.PublicHTTPSPort
+	}
+	opts := d.serverOptions(cfg, d.src.hosts)
+	opts.GetCertificate = d.src.GetCertificate
+	opts.MinVersion = tlsVersions[cfg.TLS.MinVersion]
+	opts.HTTPSPort = httpsPort
+	opts.Logger = d.logger
+	opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel = logs, cfg.Log.Format == "json", d.level
+	opts.Metrics = d.reg
+	if d.src.acme != nil {
+		opts.ExtraALPN = []string{acme.ALPNProto}
+		if lns.http != nil { // else autocert would offer http-01, which cannot work
+			opts.WrapRedirect = d.src.acme.HTTPHandler
+		}
+	}
+	return opts
+}
+
+// interruptible runs f, returning early (with nil) when ctx is done first:
+// start-up must stop at SIGINT or SIGTERM whatever it is waiting on.
+func interruptible(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// flushWithin waits up to d for the log to be written out.
+func flushWithin(logs *logWriter, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	logs.Flush(ctx)
 }
 
 // wait blocks until ctx is done or a listener fails, re-reading the config
 // on every SIGHUP meanwhile.
-func (d *daemon) wait(ctx context.Context, errc <-chan error) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func (d *daemon) wait(ctx context.Context, hup <-chan os.Signal, errc <-chan error) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -192,7 +240,8 @@ func (d *daemon) logStart(lns *listeners) {
 		return l.Addr().String()
 	}
 	attrs := []any{"version", version, "https", addr(lns.https), "http", addr(lns.http), "admin", addr(lns.admin),
-		"source", d.cfg.TLS.Source, "hosts", strings.Join(d.src.hosts, ",")}
+		"source", d.cfg.TLS.Source, "hosts", strings.Join(d.src.hosts, ","),
+		"max_conns", maxConns(d.cfg.Limits.MaxConns, d.fdLimit), "fd_limit", d.fdLimit}
 	if d.cfg.TLS.Source == sourceSelfSigned {
 		attrs = append(attrs, "try", tryCommand(d.cfg.DataDir, d.src.hosts, lns.https.Addr()))
 	}
@@ -224,14 +273,32 @@ func (d *daemon) serverOptions(cfg *Config, hosts []string) server.Options {
 			WriteTimeout:      l.WriteTimeout,
 			IdleTimeout:       l.IdleTimeout,
 			MaxHeaderBytes:    l.MaxHeaderBytes,
+			SendTimeout:       l.SendTimeout,
 			MaxConcurrent:     l.MaxConcurrentRequests,
+			MaxRequestsPerIP:  l.MaxRequestsPerIP,
 			QueueTimeout:      l.QueueTimeout,
 			RatePerIP:         l.RatePerIP,
 			BurstPerIP:        l.BurstPerIP,
 			MaxConnsPerIP:     l.MaxConnsPerIP,
+			MaxConns:          maxConns(l.MaxConns, d.fdLimit),
 			MaxBodyBytes:      l.MaxBodyBytes,
 		},
 	}
+}
+
+// maxConns is limits.max_conns, or when that is 0 a cap derived from the
+// open file limit: what is left after a reserve for the admin listener,
+// ACME, certificate and log files (64 and an eighth). 0 where there is no
+// limit to derive it from.
+func maxConns(configured int, fdLimit uint64) int {
+	if configured > 0 || fdLimit == 0 {
+		return configured
+	}
+	reserve := 64 + fdLimit/8
+	if fdLimit <= reserve+16 {
+		return 16
+	}
+	return int(min(fdLimit-reserve, 10_000_000))
 }
 
 // hstsMaxAge applies the source's default to tls.hsts_max_age: two years

@@ -8,23 +8,18 @@ import (
 )
 
 // newErrorLog returns an http.Server.ErrorLog that writes through logger:
-// TLS handshake failures (also passed to handshakeFailed) and connections
-// dropped by clients, which any public server sees all day, at debug;
-// everything else at warn.
-func newErrorLog(logger *slog.Logger, handshakeFailed func(msg string)) *log.Logger {
-	return log.New(errorLogWriter{logger, handshakeFailed}, "", 0)
+// connections dropped by clients, which any public server sees all day,
+// at debug; everything else at warn.
+func newErrorLog(logger *slog.Logger) *log.Logger {
+	return log.New(errorLogWriter{logger}, "", 0)
 }
 
 type errorLogWriter struct {
-	logger          *slog.Logger
-	handshakeFailed func(msg string)
+	logger *slog.Logger
 }
 
 func (w errorLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
-	if strings.Contains(msg, "TLS handshake error") {
-		w.handshakeFailed(msg)
-	}
 	level := slog.LevelWarn
 	if isClientNoise(msg) {
 		level = slog.LevelDebug

@@ -51,10 +51,18 @@ func TestHandler(t *testing.T) {
 		{"GET", "/hello/world", "api.wild.example", "", 200, "", nil},
 		{"GET", "/hello/world", "wild.example", "", 421, "", nil},
 		{"GET", "/hello/world", "a.b.wild.example", "", 421, "", nil},
+		{"GET", "/hello/world", "[::1]evil", "", 400, "", nil},
+		{"GET", "/hello/world", "[::1", "", 400, "", nil},
+		{"GET", "/hello/world", "[::1]:84x3", "", 400, "", nil},
+		{"GET", "/hello/world", "[fe80::1%25eth0]", "", 400, "", nil},
+		{"GET", "/hello/world", "::1", "", 400, "", nil},
+		{"GET", "/hello/world", "localhost:", "", 200, "", nil},
+		{"GET", "/healthz", "[::1]evil", "", 400, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.host+tt.target, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, "https://"+tt.host+tt.target, nil)
+			r := httptest.NewRequest(tt.method, "https://localhost"+tt.target, nil)
+			r.Host = tt.host
 			r.TLS.ServerName = tt.sni
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
@@ -156,11 +164,14 @@ func TestRedirect(t *testing.T) {
 		{8443, "GET", "/", "evil.example", 421, ""},
 		{8443, "GET", "//evil.example/", "evil.example", 421, ""},
 		{8443, "GET", "//evil.example/", "localhost", 308, "https://localhost:8443//evil.example/"},
-		{8443, "GET", "/x", "localhost@evil.example", 421, ""},
+		{8443, "GET", "/x", "localhost@evil.example", 400, ""},
+		{8443, "GET", "/x", "[::1]evil", 400, ""},
+		{8443, "GET", "/x", "[::1", 400, ""},
+		{8443, "GET", "/x", "localhost:80x", 400, ""},
 	}
 	for _, tt := range tests {
 		h := redirectHandler(New(Options{Hosts: []string{"localhost", "example.com", "::1"}}), tt.port)
-		r := httptest.NewRequest(tt.method, "http://"+tt.host+tt.target, nil)
+		r := httptest.NewRequest(tt.method, "http://localhost"+tt.target, nil)
 		r.Host = tt.host
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)

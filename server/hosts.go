@@ -64,3 +64,43 @@ func hostOnly(hostport string) string {
 	}
 	return hostport
 }
+
+// validHost reports whether a Host header value is a host name or IP
+// literal with an optional numeric port: "example.com", "example.com:8443",
+// "127.0.0.1", "[::1]:8443". It refuses what hostOnly would otherwise
+// cut short, such as "[::1]evil", "[::1", "a:b:c" without brackets, or a
+// zone ("[fe80::1%eth0]"). net/http has already refused control
+// characters and spaces; an empty Host is left to the host check.
+func validHost(hostport string) bool {
+	host, port := hostport, ""
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return false
+		}
+		host, port = hostport[1:end], hostport[end+1:]
+		if port != "" && port[0] != ':' {
+			return false
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return false
+		}
+	} else if i := strings.IndexByte(hostport, ':'); i >= 0 {
+		host, port = hostport[:i], hostport[i:]
+		if strings.ContainsAny(host, "[]") {
+			return false
+		}
+	}
+	if port != "" {
+		for _, d := range port[1:] {
+			if d < '0' || d > '9' {
+				return false
+			}
+		}
+		if len(port) > 6 {
+			return false
+		}
+	}
+	return !strings.ContainsAny(host, "[]%/\\@?#")
+}

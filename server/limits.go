@@ -3,11 +3,9 @@ package server
 import (
 	"context"
 	"math"
-	"net"
 	"net/netip"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -82,7 +80,7 @@ func newIPRates(perSecond float64, burst int) *ipRates {
 		burst = max(1, int(math.Ceil(perSecond)))
 	}
 	idle := time.Duration(float64(burst) / perSecond * float64(time.Second))
-	return &ipRates{limit: rate.Limit(perSecond), burst: burst, idle: max(idle, time.Second),
+	return &ipRates{limit: rate.Limit(perSecond), burst: burst, idle: min(max(idle, time.Second), time.Hour),
 		buckets: map[netip.Addr]*bucket{}}
 }
 
@@ -144,57 +142,87 @@ func retryAfter(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// perIPListener closes accepted connections beyond max per client address
-// before anything is read from them (so before the TLS handshake).
-type perIPListener struct {
-	net.Listener
-	max      *atomic.Int64 // 0 or less: no cap; read at every Accept
-	rejected func()
+// ipSlots caps the requests in flight per client address (per /64 for
+// IPv6), so that one client cannot take every slot of the gate; a request
+// beyond its client's cap waits up to the queue timeout for one of that
+// client's requests to finish.
+type ipSlots struct {
+	max     int
+	timeout time.Duration
 
-	mu     sync.Mutex
-	counts map[netip.Addr]int
+	mu      sync.Mutex
+	clients map[netip.Addr]*ipSlot
 }
 
-func (l *perIPListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		max := l.max.Load()
-		if max <= 0 {
-			return c, nil
-		}
-		key := clientKey(c.RemoteAddr().String())
-		l.mu.Lock()
-		if int64(l.counts[key]) >= max {
-			l.mu.Unlock()
-			c.Close()
-			l.rejected()
-			continue
-		}
-		l.counts[key]++
-		l.mu.Unlock()
-		return &countedConn{Conn: c, release: func() { l.release(key) }}, nil
+// ipSlot is one client's slots; refs counts its holders and waiters.
+type ipSlot struct {
+	sem  chan struct{}
+	refs int
+}
+
+// newIPSlots returns nil (no cap) when max is 0 or less.
+func newIPSlots(max int, timeout time.Duration) *ipSlots {
+	if max <= 0 {
+		return nil
 	}
+	return &ipSlots{max: max, timeout: timeout, clients: map[netip.Addr]*ipSlot{}}
 }
 
-func (l *perIPListener) release(key netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.counts[key]--; l.counts[key] <= 0 {
-		delete(l.counts, key)
+// acquire takes one of ip's slots, waiting up to the queue timeout, and
+// returns it, or nil when none came free; release must follow a non-nil.
+func (p *ipSlots) acquire(ctx context.Context, ip netip.Addr) *ipSlot {
+	p.mu.Lock()
+	c := p.clients[ip]
+	if c == nil {
+		c = &ipSlot{sem: make(chan struct{}, p.max)}
+		p.clients[ip] = c
 	}
+	c.refs++
+	p.mu.Unlock()
+	select {
+	case c.sem <- struct{}{}:
+		return c
+	default:
+	}
+	if p.timeout > 0 {
+		t := time.NewTimer(p.timeout)
+		defer t.Stop()
+		select {
+		case c.sem <- struct{}{}:
+			return c
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	p.drop(ip, c)
+	return nil
 }
 
-// countedConn gives its slot back once, on the first Close.
-type countedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
+func (p *ipSlots) release(ip netip.Addr, c *ipSlot) {
+	<-c.sem
+	p.drop(ip, c)
 }
 
-func (c *countedConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
+func (p *ipSlots) drop(ip netip.Addr, c *ipSlot) {
+	p.mu.Lock()
+	if c.refs--; c.refs == 0 {
+		delete(p.clients, ip)
+	}
+	p.mu.Unlock()
+}
+
+// size returns the number of clients with requests in flight or waiting.
+func (p *ipSlots) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.clients)
+}
+
+// same reports whether p and q cap alike, so that a reload may keep p.
+func (p *ipSlots) same(q *ipSlots) bool {
+	return p == nil && q == nil || p != nil && q != nil && p.max == q.max && p.timeout == q.timeout
+}
+
+func (r *ipRates) same(q *ipRates) bool {
+	return r == nil && q == nil || r != nil && q != nil && r.limit == q.limit && r.burst == q.burst
 }

@@ -18,6 +18,7 @@ type serverMetrics struct {
 	rejections        metrics.CounterVec // reason
 	handshakes        metrics.CounterVec // version, group, resumed
 	handshakeFailures metrics.CounterVec // reason
+	h2Errors          metrics.CounterVec // type
 	codes             [600]string        // status code labels, made once
 }
 
@@ -29,12 +30,14 @@ func newMetrics(reg *metrics.Registry) *serverMetrics {
 			[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "route"),
 		inFlight: reg.Gauge("httpsd_http_requests_in_flight", "HTTPS requests being served now."),
 		rejections: reg.Counter("httpsd_rejections_total",
-			"Requests and connections refused, by reason: 413 body too large, 421 unknown host, 429 rate limit, 431 headers too large, 503 overloaded, conn_per_ip.",
+			"Requests and connections refused, by reason: a status code (400, 413, 421, 429, 431, 501, 503, 505, ...), requests_per_ip, conn_per_ip, max_conns, h2_flood.",
 			"reason"),
 		handshakes: reg.Counter("httpsd_tls_handshakes_total",
 			"TLS handshakes completed, by version, key exchange group and resumption.", "version", "group", "resumed"),
 		handshakeFailures: reg.Counter("httpsd_tls_handshake_failures_total",
 			"TLS handshakes that failed, by reason.", "reason"),
+		h2Errors: reg.Counter("httpsd_http2_errors_total",
+			"HTTP/2 protocol errors, by the type Go's HTTP/2 server gives them.", "type"),
 	}
 	for i := range m.codes {
 		m.codes[i] = strconv.Itoa(i)
@@ -102,11 +105,12 @@ func (m *serverMetrics) handshake(cs tls.ConnectionState) error {
 	return nil
 }
 
-// handshakeFailure classifies an "http: TLS handshake error" log message.
-func (m *serverMetrics) handshakeFailure(msg string) {
+// handshakeFailure counts a failed TLS handshake by the kind of err.
+func (m *serverMetrics) handshakeFailure(err error) {
+	msg := err.Error()
 	reason := "other"
 	switch {
-	case strings.Contains(msg, "i/o timeout"):
+	case strings.Contains(msg, "i/o timeout") || strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "context canceled"):
 		reason = "timeout"
 	case strings.HasSuffix(msg, ": EOF") || strings.Contains(msg, "connection reset"):
 		reason = "eof"

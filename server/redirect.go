@@ -15,6 +15,14 @@ func redirectHandler(s *Server, port int) http.Handler {
 		suffix = ":" + strconv.Itoa(port)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fromConn(r) {
+			w.Header()["Connection"] = connectionClose
+		}
+		if !validHost(r.Host) {
+			w.Header()["Connection"] = connectionClose
+			http.Error(w, "400 bad request: malformed Host", http.StatusBadRequest)
+			return
+		}
 		host := normalizeHost(hostOnly(r.Host))
 		if !s.live.Load().hosts.contains(host) {
 			http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -63,21 +62,31 @@ type Options struct {
 	Metrics *metrics.Registry
 }
 
-// Limits bounds requests. A zero timeout or MaxHeaderBytes takes the
-// default in its comment; the other zero limits are off.
+// Limits bounds requests and connections. A zero timeout or
+// MaxHeaderBytes takes the default in its comment; the other zero limits
+// are off.
 type Limits struct {
-	ReadHeaderTimeout time.Duration // 5s
+	ReadHeaderTimeout time.Duration // 5s; also bounds the TLS handshake
 	ReadTimeout       time.Duration // 30s
-	WriteTimeout      time.Duration // 30s
+	WriteTimeout      time.Duration // 30s: the longest a response may take to write
 	IdleTimeout       time.Duration // 120s
 	MaxHeaderBytes    int           // 16 KiB; larger request headers get 431
+	// SendTimeout is the longest a response may make no progress: a
+	// request whose client stops reading is cut this long after its last
+	// write went through, like nginx's send_timeout.
+	SendTimeout time.Duration
 
-	MaxConcurrent int           // requests served at once; more wait, then get 503
-	QueueTimeout  time.Duration // how long a request waits for a slot
-	RatePerIP     float64       // requests per second per client address; more get 429
-	BurstPerIP    int           // bucket size for RatePerIP; 0 = max(1, RatePerIP)
-	MaxConnsPerIP int           // open connections per client address; more are closed at once
-	MaxBodyBytes  int64         // larger request bodies get 413
+	MaxConcurrent    int           // requests served at once; more wait, then get 503
+	MaxRequestsPerIP int           // requests served at once per client address; more wait, then get 429
+	QueueTimeout     time.Duration // how long a request waits for a slot
+	RatePerIP        float64       // requests per second per client address; more get 429
+	BurstPerIP       int           // bucket size for RatePerIP; 0 = max(1, RatePerIP)
+	MaxConnsPerIP    int           // open connections per client address; more are closed at once
+	// MaxConns caps the open HTTPS and plain-HTTP connections together;
+	// at the cap the longest idle keep-alive connections are closed to
+	// make room, and new connections are refused only when none is idle.
+	MaxConns     int
+	MaxBodyBytes int64 // larger request bodies get 413
 }
 
 func (l Limits) withDefaults() Limits {
@@ -96,6 +105,16 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// maxStreams is the HTTP/2 MaxConcurrentStreams for a per-client cap on
+// requests in flight: no more streams per connection than one client may
+// have served at once, and never more than Go's default, 250.
+func maxStreams(perIP int) uint32 {
+	if perIP <= 0 || perIP > 250 {
+		return 250
+	}
+	return uint32(perIP)
+}
+
 // settings are the parts of Options that Update changes while serving.
 type settings struct {
 	hosts          hostSet
@@ -103,7 +122,10 @@ type settings struct {
 	accessLog      bool
 	maxHeaderBytes int
 	maxBody        int64
+	sendTimeout    time.Duration
+	writeTimeout   time.Duration
 	gate           *gate
+	perIP          *ipSlots
 	rates          *ipRates
 }
 
@@ -115,7 +137,11 @@ type Server struct {
 	metrics   *serverMetrics
 	unmatched *routeStats // requests no route answered: 404, 405, 421, ...
 	live      atomic.Pointer[settings]
-	maxConns  atomic.Int64 // Limits.MaxConnsPerIP
+	conns     *connTracker // HTTPS and plain-HTTP connections
+	tls       *tls.Config
+	lim       Limits // as New set them
+	probe     *probe
+	httpsAddr atomic.Pointer[net.Addr] // where ServeTLS listens, for Probe
 	https     *http.Server
 	http      *http.Server
 }
@@ -131,75 +157,110 @@ func New(opts Options) *Server {
 	if opts.AccessLogger == nil {
 		opts.AccessLogger = opts.Logger
 	}
-	s := &Server{logger: opts.Logger, access: opts.AccessLogger, metrics: newMetrics(opts.Metrics)}
+	s := &Server{logger: opts.Logger, access: opts.AccessLogger, metrics: newMetrics(opts.Metrics),
+		lim: opts.Limits.withDefaults(), probe: newProbe()}
 	if opts.AccessLogWriter != nil {
 		s.fastLog = newFastAccessLog(opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel)
 	}
 	s.unmatched = s.metrics.route("unmatched")
+	s.conns = newConnTracker(func(reason string) { s.metrics.rejections.With(reason).Inc() })
 	s.Update(opts)
-	lim := opts.Limits.withDefaults()
-	newServer := func(h http.Handler, tlsConf *tls.Config) *http.Server {
-		return &http.Server{
-			Handler:           h,
-			TLSConfig:         tlsConf,
-			ReadHeaderTimeout: lim.ReadHeaderTimeout,
-			ReadTimeout:       lim.ReadTimeout,
-			WriteTimeout:      lim.WriteTimeout,
-			IdleTimeout:       lim.IdleTimeout,
-			// The app handler enforces MaxHeaderBytes itself (and counts
-			// the 431s); net/http's own cap is the backstop.
-			MaxHeaderBytes: 2 * lim.MaxHeaderBytes,
-			ErrorLog:       newErrorLog(opts.Logger, s.metrics.handshakeFailure),
-		}
-	}
 	redirect := http.Handler(redirectHandler(s, opts.HTTPSPort))
 	if opts.WrapRedirect != nil {
 		redirect = opts.WrapRedirect(redirect)
 	}
-	tlsConf := TLSConfig(opts.GetCertificate, opts.MinVersion, opts.ExtraALPN...)
-	tlsConf.VerifyConnection = s.metrics.handshake
-	s.https = newServer(s.app(routes(s.metrics)), tlsConf)
-	s.http = newServer(redirect, nil)
+	s.tls = TLSConfig(s.probe.getCertificate(opts.GetCertificate), opts.MinVersion, opts.ExtraALPN...)
+	s.tls.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.ServerName != s.probe.name {
+			s.metrics.handshake(cs)
+		}
+		return nil
+	}
+	s.https = s.newHTTPServer(s.app(routes(s.metrics)))
+	s.serveHTTP2(s.https, maxStreams(opts.Limits.MaxRequestsPerIP))
+	s.http = s.newHTTPServer(redirect)
 	return s
 }
 
+// newHTTPServer returns an http.Server for h with the limits' timeouts.
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.lim.ReadHeaderTimeout,
+		ReadTimeout:       s.lim.ReadTimeout,
+		WriteTimeout:      s.lim.WriteTimeout,
+		IdleTimeout:       s.lim.IdleTimeout,
+		// The app handler enforces MaxHeaderBytes itself (and counts
+		// the 431s); net/http's own cap is the backstop.
+		MaxHeaderBytes: 2 * s.lim.MaxHeaderBytes,
+		ErrorLog:       newErrorLog(s.logger),
+		ConnContext:    withConn,
+		ConnState:      s.connState,
+		// OPTIONS * goes through the same checks as every request.
+		DisableGeneralOptionsHandler: true,
+	}
+}
+
 // Update applies the hosts, HSTS, access log and request limits of opts to
-// requests from now on. Timeouts, TLS settings and the redirect port stay
-// as New set them.
+// requests from now on. Timeouts, TLS settings, the redirect port and the
+// HTTP/2 stream cap stay as New set them; MaxHeaderBytes may be lowered,
+// not raised above New's (net/http's own cap is sized from it).
 func (s *Server) Update(opts Options) {
 	lim := opts.Limits.withDefaults()
+	old := s.live.Load()
 	st := &settings{
 		hosts:          newHostSet(opts.Hosts),
 		hsts:           hstsHeader(opts.HSTSMaxAge),
 		accessLog:      opts.AccessLog,
-		maxHeaderBytes: lim.MaxHeaderBytes,
+		maxHeaderBytes: min(lim.MaxHeaderBytes, s.lim.MaxHeaderBytes),
 		maxBody:        lim.MaxBodyBytes,
+		sendTimeout:    lim.SendTimeout,
+		writeTimeout:   s.lim.WriteTimeout,
 		gate:           newGate(lim.MaxConcurrent, lim.QueueTimeout),
+		perIP:          newIPSlots(lim.MaxRequestsPerIP, lim.QueueTimeout),
 		rates:          newIPRates(lim.RatePerIP, lim.BurstPerIP),
 	}
-	if old := s.live.Load(); old != nil && old.gate != nil && st.gate != nil &&
-		cap(old.gate.slots) == cap(st.gate.slots) {
-		st.gate = old.gate // keep counting the requests in flight
+	if old != nil {
+		// Keep counting the requests in flight, and keep the clients'
+		// buckets, where the limits did not change.
+		if old.gate != nil && st.gate != nil && cap(old.gate.slots) == cap(st.gate.slots) {
+			st.gate.slots = old.gate.slots
+		}
+		if old.perIP.same(st.perIP) {
+			st.perIP = old.perIP
+		}
+		if old.rates.same(st.rates) {
+			st.rates = old.rates
+		}
 	}
 	s.live.Store(st)
-	s.maxConns.Store(int64(lim.MaxConnsPerIP))
+	s.conns.maxPerIP.Store(int64(lim.MaxConnsPerIP))
+	s.conns.max.Store(int64(lim.MaxConns))
 }
 
 // ServeTLS accepts TLS connections on l until Shutdown; like
 // http.Server.Serve it returns http.ErrServerClosed after Shutdown.
 func (s *Server) ServeTLS(l net.Listener) error {
-	return s.https.ServeTLS(s.limitConns(l), "", "")
+	addr := l.Addr()
+	s.httpsAddr.Store(&addr)
+	return s.https.Serve(s.listener(l, s.tls))
 }
 
 // ServeRedirect answers plain-HTTP connections on l with redirects to HTTPS
 // until Shutdown.
 func (s *Server) ServeRedirect(l net.Listener) error {
-	return s.http.Serve(s.limitConns(l))
+	return s.http.Serve(s.listener(l, nil))
 }
 
-func (s *Server) limitConns(l net.Listener) net.Listener {
-	return &perIPListener{Listener: l, max: &s.maxConns, counts: map[netip.Addr]int{},
-		rejected: func() { s.metrics.rejections.With("conn_per_ip").Inc() }}
+func (s *Server) listener(l net.Listener, conf *tls.Config) net.Listener {
+	cl := newConnListener(l, s.conns, conf)
+	cl.timeout = func() time.Duration { return s.lim.ReadHeaderTimeout }
+	cl.handshakeFailed = s.handshakeFailed
+	cl.h1 = func(c net.Conn, state *tls.ConnectionState) net.Conn {
+		return &h1Conn{Conn: c, tls: state, ownResponse: s.ownResponse}
+	}
+	go cl.run()
+	return cl
 }
 
 // Shutdown stops accepting connections and waits for requests in flight
@@ -223,3 +284,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	return s.https.Handler
 }
+
+// OpenConns returns the number of HTTPS and plain-HTTP connections open.
+func (s *Server) OpenConns() int { return s.conns.open() }

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// h2Conn is an HTTP/2 connection as the HTTP/2 server reads it: it follows
+// the frames the client sends and cuts a connection that floods the
+// server with frames that cost work and carry no request: SETTINGS, PING,
+// PRIORITY, RST_STREAM, empty DATA, unknown types, and WINDOW_UPDATE
+// beyond what the data sent to the client explains. Go's HTTP/2 server
+// bounds rapid resets and CONTINUATION floods itself, not these.
+type h2Conn struct {
+	*tls.Conn
+	flooded func(c *h2Conn, frame string) // told once when the connection is cut
+
+	preface int          // bytes of the client preface still to skip
+	hdr     [9]byte      // frame header being read
+	nhdr    int          // bytes of hdr read
+	skip    int          // payload bytes of the current frame still to skip
+	control tokenBucket  // for SETTINGS, PING, PRIORITY, RST_STREAM, empty DATA, unknown
+	windows int          // WINDOW_UPDATE frames allowed before more data is written
+	written atomic.Int64 // bytes written to the client and not yet turned into windows
+	cut     error        // set once the connection is cut
+	now     func() time.Time
+}
+
+// Flood limits: a legitimate client sends a few control frames at the
+// start and some as it cancels requests; browsers send WINDOW_UPDATE in
+// proportion to the data they receive.
+const (
+	controlBurst      = 1000 // control frames at once
+	controlPerSecond  = 100  // and then per second
+	windowBurst       = 1000 // WINDOW_UPDATE frames at once
+	windowPerKiBWrite = 1    // and then per KiB written to the client
+)
+
+var errH2Flood = errors.New("http2: too many control frames from the client")
+
+func newH2Conn(c *tls.Conn, flooded func(*h2Conn, string)) *h2Conn {
+	h := &h2Conn{Conn: c, flooded: flooded, preface: len("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+		windows: windowBurst, now: time.Now}
+	h.control = tokenBucket{tokens: controlBurst, last: h.now()}
+	return h
+}
+
+// NetConn returns the *tls.Conn under c.
+func (c *h2Conn) NetConn() net.Conn { return c.Conn }
+
+func (c *h2Conn) Read(p []byte) (int, error) {
+	if c.cut != nil {
+		return 0, c.cut
+	}
+	n, err := c.Conn.Read(p)
+	if frame := c.follow(p[:n]); frame != "" {
+		c.cut = errH2Flood
+		c.flooded(c, frame)
+		c.Conn.Close()
+		return 0, c.cut
+	}
+	return n, err
+}
+
+func (c *h2Conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// follow reads the frame headers in p and returns the type of the frame
+// that went over its budget, or "".
+func (c *h2Conn) follow(p []byte) string {
+	for len(p) > 0 {
+		switch {
+		case c.preface > 0:
+			k := min(c.preface, len(p))
+			c.preface -= k
+			p = p[k:]
+		case c.skip > 0:
+			k := min(c.skip, len(p))
+			c.skip -= k
+			p = p[k:]
+		default:
+			k := copy(c.hdr[c.nhdr:], p)
+			c.nhdr += k
+			p = p[k:]
+			if c.nhdr < len(c.hdr) {
+				return ""
+			}
+			c.nhdr = 0
+			length := int(c.hdr[0])<<16 | int(c.hdr[1])<<8 | int(c.hdr[2])
+			c.skip = length
+			if frame := c.charge(c.hdr[3], c.hdr[4], length); frame != "" {
+				return frame
+			}
+		}
+	}
+	return ""
+}
+
+// HTTP/2 frame types (RFC 9113 §6).
+const (
+	frameData         = 0x0
+	frameHeaders      = 0x1
+	framePriority     = 0x2
+	frameRSTStream    = 0x3
+	frameSettings     = 0x4
+	framePushPromise  = 0x5
+	framePing         = 0x6
+	frameGoAway       = 0x7
+	frameWindowUpdate = 0x8
+	frameContinuation = 0x9
+	flagEndStream     = 0x1
+)
+
+var frameNames = map[byte]string{framePriority: "PRIORITY", frameRSTStream: "RST_STREAM",
+	frameSettings: "SETTINGS", framePing: "PING", frameData: "DATA"}
+
+// charge takes a frame of type typ from its budget and returns its name
+// when none is left.
+func (c *h2Conn) charge(typ, flags byte, length int) string {
+	switch typ {
+	case frameHeaders, frameContinuation, framePushPromise, frameGoAway:
+		return "" // requests, and frames net/http bounds itself
+	case frameData:
+		if length > 0 || flags&flagEndStream != 0 {
+			return ""
+		}
+	case frameWindowUpdate:
+		if kib := c.written.Load() / 1024; kib > 0 {
+			c.windows = min(c.windows+int(kib)*windowPerKiBWrite, windowBurst)
+			c.written.Add(-kib * 1024)
+		}
+		if c.windows--; c.windows < 0 {
+			return "WINDOW_UPDATE"
+		}
+		return ""
+	}
+	if !c.control.take(c.now(), controlPerSecond, controlBurst) {
+		if name, ok := frameNames[typ]; ok {
+			return name
+		}
+		return "unknown"
+	}
+	return ""
+}
+
+// tokenBucket is a token bucket without a lock, for one goroutine.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) take(now time.Time, perSecond, burst float64) bool {
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*perSecond)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
