@@ -23,6 +23,7 @@ type logWriter struct {
 	mu      sync.Mutex
 	buf     []byte
 	pending uint64 // dropped since the last report
+	over    bool   // the report is being written: it may go over maxBuffered
 	dropped atomic.Uint64
 	kick    chan struct{} // a flush is wanted now
 	idle    chan struct{} // receives after each write-out that left nothing behind
@@ -43,7 +44,7 @@ func newLogWriter(out io.Writer) *logWriter {
 // Write takes one line; it never blocks on the output.
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	if len(w.buf)+len(p) > maxBuffered {
+	if len(w.buf)+len(p) > maxBuffered && !w.over {
 		w.pending++
 		w.mu.Unlock()
 		w.dropped.Add(1)
@@ -100,7 +101,13 @@ func (w *logWriter) run(ctx context.Context) {
 		w.mu.Unlock()
 		if pending > 0 {
 			lastReport = time.Now()
+			w.mu.Lock()
+			w.over = true
+			w.mu.Unlock()
 			w.report(pending) // appends a line, written out next time
+			w.mu.Lock()
+			w.over = false
+			w.mu.Unlock()
 			empty = false
 		}
 		if empty {

@@ -136,8 +136,12 @@ func (d *daemon) shutdown(ctx context.Context, admin *server.Admin, logs *logWri
 	if err == nil {
 		d.logger.Info("stopped")
 	}
-	if logs.Flush(sctx) != nil {
-		flushWithin(logs, 100*time.Millisecond) // a last moment for the log, whatever is left
+	// The log gets what is left of the shutdown time, at most finalFlush:
+	// an output stuck for good must not hold the process.
+	if dl, _ := sctx.Deadline(); time.Until(dl) > finalFlush {
+		flushWithin(logs, finalFlush)
+	} else {
+		flushWithin(logs, max(time.Until(dl), 100*time.Millisecond))
 	}
 	return err
 }
@@ -176,6 +180,9 @@ func interruptible(ctx context.Context, f func() error) error {
 		return nil
 	}
 }
+
+// finalFlush bounds how long shutdown waits for the log output.
+const finalFlush = 2 * time.Second
 
 // flushWithin waits up to d for the log to be written out.
 func flushWithin(logs *logWriter, d time.Duration) {

@@ -70,7 +70,9 @@ func NewAdmin(opts AdminOptions) *Admin {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if opts.Live != nil {
-			if err := opts.Live(r.Context()); err != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), liveTimeout)
+			defer cancel()
+			if err := opts.Live(ctx); err != nil {
 				opts.Logger.Warn("health check failed: the server does not answer HTTPS", "err", err)
 				http.Error(w, "not serving: "+err.Error(), http.StatusServiceUnavailable)
 				return
@@ -112,6 +114,10 @@ func NewAdmin(opts AdminOptions) *Admin {
 		ConnState:         conns.connState,
 	}}
 }
+
+// liveTimeout bounds how long /healthz waits for Live: less than the 5s
+// "httpsd health" waits for /healthz.
+const liveTimeout = 3 * time.Second
 
 // adminMaxConns bounds the admin listener's connections: it needs few,
 // and must not use up the file descriptors the HTTPS listener needs.
