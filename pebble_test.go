@@ -40,6 +40,20 @@ type pebble struct {
 // valid for validity seconds (0: Pebble's default, 90 days).
 func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebble {
 	t.Helper()
+	return startPebbleWith(t, httpPort, tlsPort, pebbleOptions{validity: validity})
+}
+
+// pebbleOptions is what startPebbleWith sets beyond the validation ports.
+type pebbleOptions struct {
+	validity uint64 // certificate lifetime in seconds; 0: Pebble's default, 90 days
+	// eabKID and eabKey (base64url), when set, make External Account
+	// Binding required, with this one MAC key known to the CA.
+	eabKID, eabKey string
+}
+
+// startPebbleWith is startPebble with opts.
+func startPebbleWith(t *testing.T, httpPort, tlsPort int, opts pebbleOptions) *pebble {
+	t.Helper()
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
 	t.Setenv("PEBBLE_AUTHZREUSE", "0")
@@ -47,9 +61,14 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebble {
 	p := &pebble{dns: startDNS(t, quiet)}
 
 	store := pebbledb.NewMemoryStore()
-	ca := pebbleca.New(quiet, store, "", "ecdsa", 0, 1, map[string]pebbleca.Profile{"default": {Description: "default", ValidityPeriod: validity}})
+	if opts.eabKID != "" {
+		if err := store.AddExternalAccountKeyByID(opts.eabKID, opts.eabKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca := pebbleca.New(quiet, store, "", "ecdsa", 0, 1, map[string]pebbleca.Profile{"default": {Description: "default", ValidityPeriod: opts.validity}})
 	va := pebbleva.New(quiet, httpPort, tlsPort, false, p.dns, store)
-	wfe := pebblewfe.New(quiet, store, va, ca, nil, false, false, 0, 0)
+	wfe := pebblewfe.New(quiet, store, va, ca, nil, false, opts.eabKID != "", 0, 0)
 	api := wfe.Handler()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)

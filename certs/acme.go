@@ -57,9 +57,14 @@ type ACME struct {
 	// outside them are known to come from autocert's own renewals.
 	attempts atomic.Int64
 
-	mu sync.Mutex // guards the keyStates' fields below their busy, and seenAuthz
+	mu sync.Mutex // guards the keyStates' fields below their busy, and the fields below
 	// seenAuthz holds the failed challenges already logged.
 	seenAuthz map[string]bool
+	// newAccountURL is the CA's, from its directory; accountRefusal is
+	// the CA's last refusal of a request to that URL (to register the
+	// account), for explainEAB.
+	newAccountURL  string
+	accountRefusal problem
 }
 
 // NewACME returns an ACME source for opts; call Run to issue in the
@@ -92,7 +97,7 @@ func NewACME(opts ACMEOptions) (*ACME, error) {
 	if opts.CARoots != nil {
 		transport.TLSClientConfig = &tls.Config{RootCAs: opts.CARoots}
 	}
-	observer := caObserver{base: transport, failed: a.challengeFailed, refused: a.caRefused}
+	observer := caObserver{base: transport, failed: a.challengeFailed, refused: a.caRefused, directory: a.directoryRead}
 	a.m = &autocert.Manager{
 		Prompt:      autocert.AcceptTOS,
 		HostPolicy:  a.hostPolicy,

@@ -118,6 +118,7 @@ func (a *ACME) attempt(st *keyState, hello *tls.ClientHelloInfo) (*tls.Certifica
 	st.failures++
 	st.stats.Failures++
 	st.stats.LastFailure = time.Now()
+	err = a.explainEAB(err)
 	st.next, st.lastErr = time.Now().Add(wait), err
 	a.logger.Error("acme: certificate failed", "host", st.name, "key", st.kind, "err", err,
 		"attempt", st.failures, "next_attempt_in", wait.String())
