@@ -160,9 +160,11 @@ func TestEndToEndSelfSigned(t *testing.T) {
 		// A slow upload: the server is still reading the body when
 		// shutdown begins, and answers once it has it.
 		io.WriteString(conn, "GET /hello/late HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n12345")
-		time.Sleep(100 * time.Millisecond)
+		if !eventually(5*time.Second, func() bool { return strings.Contains(r.logs.String(), `"path":"/hello/late"`) }) {
+			t.Fatal("the request was not answered before its body ended")
+		}
 		r.cancel()
-		time.Sleep(300 * time.Millisecond)
+		waitLog(t, r, "shutting down", 5*time.Second)
 		io.WriteString(conn, "67890")
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {

@@ -104,17 +104,21 @@ func TestCertificateRotation(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond)
+	if !eventually(10*time.Second, func() bool { return ok.Load() >= 10 }) {
+		t.Fatalf("only %d requests succeeded before the rotation", ok.Load())
+	}
 	// A broken pair (key of another certificate) keeps the old one.
 	secret.publish(newCert, otherKey)
 	waitLog(t, r, "certificate files changed but are not valid", 5*time.Second)
-	time.Sleep(200 * time.Millisecond)
 	if got := servedSerial(t, r.https, "a.test"); got != oldSerial {
 		t.Errorf("after a broken replacement the server serves serial %s, want the old %s", got, oldSerial)
 	}
 	secret.publish(newCert, newKey)
 	waitLog(t, r, "certificates reloaded", 5*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	after := ok.Load()
+	if !eventually(10*time.Second, func() bool { return ok.Load() >= after+10 }) {
+		t.Errorf("only %d requests succeeded after the rotation", ok.Load()-after)
+	}
 	close(stop)
 	wg.Wait()
 	t.Logf("rotation under load: %d requests succeeded, %d failed", ok.Load(), failed.Load())
@@ -240,8 +244,11 @@ func TestAdminMetrics(t *testing.T) {
 	if c, err := tls.Dial("tcp", r.https, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}); err == nil {
 		c.Close()
 	}
-	time.Sleep(100 * time.Millisecond)
-	metrics := scrape(t, r.admin)
+	var metrics string
+	eventually(5*time.Second, func() bool {
+		metrics = scrape(t, r.admin)
+		return strings.Contains(metrics, "httpsd_tls_handshake_failures_total{")
+	})
 	for _, want := range []string{
 		`httpsd_http_requests_total{code="200",method="GET",route="/hello/:name"} 2`,
 		`httpsd_http_requests_total{code="421",method="GET",route="unmatched"} 1`,

@@ -149,7 +149,9 @@ func TestConcurrencyCap(t *testing.T) {
 		resp.Body.Close()
 		queued <- resp.StatusCode
 	}()
-	time.Sleep(30 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool { return counterValue(t, reg, "httpsd_http_requests_in_flight", nil) == 2 }) {
+		t.Fatal("the second request did not queue")
+	}
 	close(release)
 	if code := <-queued; code != 200 {
 		t.Errorf("GET queued while a slot frees up = %d, want 200", code)
@@ -185,7 +187,9 @@ func TestConnsPerIP(t *testing.T) {
 		t.Error("third connection from one address completed its handshake, want it closed")
 	}
 	open[0].Close()
-	time.Sleep(50 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == 1 }) {
+		t.Fatalf("%d connections open after one of 2 closed, want 1", ts.OpenConns())
+	}
 	c, err := dial()
 	if err != nil {
 		t.Errorf("connection after one closed: %v, want it accepted", err)
@@ -326,7 +330,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}); err == nil {
 		c.Close()
 	}
-	time.Sleep(100 * time.Millisecond)
+	eventually(5*time.Second, func() bool {
+		return counterValue(t, reg, "httpsd_tls_handshake_failures_total", map[string]string{"reason": "version"}) >= 1
+	})
 	tests := []struct {
 		name   string
 		labels map[string]string
