@@ -266,7 +266,8 @@ func TestStuckLogOutput(t *testing.T) {
 		p.exited <- err
 		t.Logf("SIGTERM to exit: %v (%v)", time.Since(start), err)
 		if err != nil {
-			t.Errorf("exit after SIGTERM: %v, want 0", err)
+			rest, _ := io.ReadAll(r) // the pipe's last 64 KiB
+			t.Errorf("exit after SIGTERM: %v, want 0; the log ends:\n%s", err, rest[max(0, len(rest)-2000):])
 		}
 	case <-time.After(15 * time.Second): // shutdown_timeout is 5s
 		t.Errorf("still running 15s after SIGTERM with the log output stuck")
