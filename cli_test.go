@@ -52,7 +52,7 @@ func TestCommands(t *testing.T) {
 		{"unknown command", nil, []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`, "Usage:"}},
 		{"unknown flag", nil, []string{"-port", "1"}, 2, []string{"flag provided but not defined: -port"}},
 		{"extra argument", nil, []string{"check", "-config", "config.yaml", "more"}, 2, []string{`unexpected argument "more"`}},
-		{"missing config file", nil, []string{"check", "-config", "nope.yaml"}, 2, []string{"config: open nope.yaml"}},
+		{"missing config file", nil, []string{"check", "-config", "nope.yaml"}, 2, []string{"config: read nope.yaml: no such file"}},
 		{"check defaults writes nothing", map[string]string{"HTTPSD_DATA_DIR": newData}, []string{"check", "-config", "config.yaml"}, 0,
 			[]string{"local CA: none yet; serve will create " + newData + "/ca.crt", "config.yaml: ok (source self-signed"}},
 		{"check env config", map[string]string{"HTTPSD_CONFIG": goodFiles}, []string{"check"}, 0, []string{goodFiles + ": ok (source files, hosts ok.test"}},

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -67,9 +66,9 @@ func LoadPair(p Pair, now time.Time) (*tls.Certificate, error) {
 // readPEM reads file and checks that it holds a PEM block whose type ends
 // in kind ("CERTIFICATE", "PRIVATE KEY" also matching "EC PRIVATE KEY").
 func readPEM(file, kind string) ([]byte, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("certs: read %s: %w", file, err)
+		return nil, err
 	}
 	for rest := data; ; {
 		var block *pem.Block
