@@ -93,6 +93,16 @@ func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 	return nil
 }
 
+// eventually polls cond until it holds, failing the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+	}
+}
+
 // stop cancels run and checks that it returns nil.
 func (r *running) stop(t *testing.T) {
 	t.Helper()
