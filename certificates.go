@@ -120,6 +120,9 @@ func newACME(cfg *Config, logger *slog.Logger) (*certs.ACME, error) {
 	if a.EAB.HMACKey != "" {
 		opts.EABKey, _ = decodeBase64URL(a.EAB.HMACKey) // validated
 	}
+	if err := certs.CheckDirPerm(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -132,6 +135,21 @@ func certPairs(files []CertFiles) []certs.Pair {
 		pairs[i] = certs.Pair{Cert: f.Cert, Key: f.Key}
 	}
 	return pairs
+}
+
+// keyPermWarnings lists the key files of tls.certificates that others can
+// read: only a warning, as Kubernetes mounts Secrets 0644 by default.
+func keyPermWarnings(cfg *Config) []string {
+	if cfg.TLS.Source != sourceFiles {
+		return nil
+	}
+	var warns []string
+	for _, p := range cfg.TLS.Certificates {
+		if err := certs.CheckKeyPerm(p.Key); err != nil {
+			warns = append(warns, err.Error())
+		}
+	}
+	return warns
 }
 
 // certWarnings lists what is not fatal but wrong: certificates that end

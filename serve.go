@@ -56,6 +56,9 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 		return usageError{err}
 	}
 	d.src = src
+	for _, w := range keyPermWarnings(cfg) {
+		d.logger.Warn(w)
+	}
 	if set := src.set.Load(); set != nil {
 		for _, w := range certWarnings(set, src.hosts, now) {
 			d.logger.Warn(w)
