@@ -203,15 +203,15 @@ func (d *daemon) logStart(lns *listeners) {
 }
 
 // ready is the admin /readyz check: listeners up and a valid certificate
-// for every host.
+// covering every host.
 func (d *daemon) ready() error {
 	d.mu.Lock()
-	up := d.up
+	up, hosts := d.up, d.src.hosts
 	d.mu.Unlock()
 	if !up {
 		return errors.New("listeners not serving")
 	}
-	return d.src.ready(time.Now())
+	return d.src.ready(hosts, time.Now())
 }
 
 // serverOptions is the part of server.Options that a reload may change.
