@@ -46,8 +46,9 @@ func (s *certSource) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificat
 	return s.set.Load().GetCertificate(hello)
 }
 
-// ready returns why some host has no valid certificate, or nil.
-func (s *certSource) ready(now time.Time) error {
+// ready returns why some of hosts has no valid certificate, or nil: a
+// certificate has expired, or no certificate covers some hosts (all named).
+func (s *certSource) ready(hosts []string, now time.Time) error {
 	if s.acme != nil {
 		var errs []error
 		for _, st := range s.acme.Stats() {
@@ -57,12 +58,29 @@ func (s *certSource) ready(now time.Time) error {
 		}
 		return errors.Join(errs...)
 	}
-	for _, leaf := range s.set.Load().Leaves() {
+	set := s.set.Load()
+	var errs []error
+	for _, leaf := range set.Leaves() {
 		if now.After(leaf.NotAfter) {
-			return fmt.Errorf("certificate for %s expired on %s", strings.Join(leaf.DNSNames, ","), leaf.NotAfter.UTC().Format(time.RFC3339))
+			errs = append(errs, fmt.Errorf("certificate for %s expired on %s", strings.Join(leaf.DNSNames, ","), leaf.NotAfter.UTC().Format(time.RFC3339)))
 		}
 	}
-	return nil
+	if h := uncovered(set, hosts); len(h) > 0 {
+		errs = append(errs, fmt.Errorf("no certificate covers %s", strings.Join(h, ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// uncovered returns the hosts that no certificate in set covers; a
+// wildcard host ("*.example.com") needs a certificate for that wildcard.
+func uncovered(set *certs.Set, hosts []string) []string {
+	var out []string
+	for _, h := range hosts {
+		if !set.Covers(h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // loadCertificates sets up the configured source: it loads the files,
@@ -120,6 +138,9 @@ func newACME(cfg *Config, logger *slog.Logger) (*certs.ACME, error) {
 	if a.EAB.HMACKey != "" {
 		opts.EABKey, _ = decodeBase64URL(a.EAB.HMACKey) // validated
 	}
+	if err := certs.CheckDirPerm(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -134,6 +155,21 @@ func certPairs(files []CertFiles) []certs.Pair {
 	return pairs
 }
 
+// keyPermWarnings lists the key files of tls.certificates that others can
+// read: only a warning, as Kubernetes mounts Secrets 0644 by default.
+func keyPermWarnings(cfg *Config) []string {
+	if cfg.TLS.Source != sourceFiles {
+		return nil
+	}
+	var warns []string
+	for _, p := range cfg.TLS.Certificates {
+		if err := certs.CheckKeyPerm(p.Key); err != nil {
+			warns = append(warns, err.Error())
+		}
+	}
+	return warns
+}
+
 // certWarnings lists what is not fatal but wrong: certificates that end
 // within expiryWarning and hosts that no certificate covers.
 func certWarnings(set *certs.Set, hosts []string, now time.Time) []string {
@@ -144,10 +180,8 @@ func certWarnings(set *certs.Set, hosts []string, now time.Time) []string {
 				strings.Join(leaf.DNSNames, ", "), left.Hours()/24, leaf.NotAfter.UTC().Format(time.RFC3339)))
 		}
 	}
-	for _, h := range hosts {
-		if !set.Covers(strings.TrimPrefix(h, "*.")) && !set.Covers(h) {
-			warns = append(warns, fmt.Sprintf("host %s is covered by no certificate; browsers will refuse it", h))
-		}
+	for _, h := range uncovered(set, hosts) {
+		warns = append(warns, fmt.Sprintf("host %s is covered by no certificate; browsers will refuse it", h))
 	}
 	return warns
 }

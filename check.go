@@ -27,10 +27,13 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 			return usageError{err}
 		}
 		hosts = hostsFor(hosts, set)
-		for _, w := range certWarnings(set, hosts, now) {
+		for _, w := range append(keyPermWarnings(cfg), certWarnings(set, hosts, now)...) {
 			fmt.Fprintln(stdout, "warning:", w)
 		}
 	case sourceACME:
+		if err := certs.CheckDirPerm(cfg.DataDir); err != nil {
+			return usageError{err}
+		}
 		if cfg.TLS.ACME.CARoots != "" {
 			if _, err := certs.LoadRoots(cfg.TLS.ACME.CARoots); err != nil {
 				return usageError{fmt.Errorf("tls.acme.ca_roots: %w", err)}

@@ -32,7 +32,8 @@ func TestCommands(t *testing.T) {
 	goodFiles := filesConfig(t, "", [2]string{cert, key})
 	missing := filepath.Join(t.TempDir(), "missing.crt")
 	badFiles := filesConfig(t, "", [2]string{missing, key}, [2]string{key, cert})
-	corruptCA := t.TempDir()
+	corruptCA := filepath.Join(t.TempDir(), "data") // 0700: t.TempDir is 0777 &^ umask
+	os.Mkdir(corruptCA, 0o700)
 	os.WriteFile(filepath.Join(corruptCA, "ca.crt"), []byte("junk"), 0o644)
 	os.WriteFile(filepath.Join(corruptCA, "ca.key"), []byte("junk"), 0o600)
 	newData := filepath.Join(t.TempDir(), "data")
@@ -52,7 +53,7 @@ func TestCommands(t *testing.T) {
 		{"unknown command", nil, []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`, "Usage:"}},
 		{"unknown flag", nil, []string{"-port", "1"}, 2, []string{"flag provided but not defined: -port"}},
 		{"extra argument", nil, []string{"check", "-config", "config.yaml", "more"}, 2, []string{`unexpected argument "more"`}},
-		{"missing config file", nil, []string{"check", "-config", "nope.yaml"}, 2, []string{"config: open nope.yaml"}},
+		{"missing config file", nil, []string{"check", "-config", "nope.yaml"}, 2, []string{"config: read nope.yaml: no such file"}},
 		{"check defaults writes nothing", map[string]string{"HTTPSD_DATA_DIR": newData}, []string{"check", "-config", "config.yaml"}, 0,
 			[]string{"local CA: none yet; serve will create " + newData + "/ca.crt", "config.yaml: ok (source self-signed"}},
 		{"check env config", map[string]string{"HTTPSD_CONFIG": goodFiles}, []string{"check"}, 0, []string{goodFiles + ": ok (source files, hosts ok.test"}},
@@ -91,7 +92,7 @@ func TestPortInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	vars := map[string]string{"HTTPSD_DATA_DIR": t.TempDir(), "HTTPSD_LISTEN_HTTPS": addr, "HTTPSD_LISTEN_HTTP": ""}
+	vars := map[string]string{"HTTPSD_DATA_DIR": filepath.Join(t.TempDir(), "data"), "HTTPSD_LISTEN_HTTPS": addr, "HTTPSD_LISTEN_HTTP": ""}
 	code, _, stderr := runCmd(t, vars, "serve", "-config", "testdata/e2e.yaml")
 	if code != 1 || !strings.Contains(stderr, "listen.https "+addr+": ") || !strings.Contains(stderr, "address already in use") {
 		t.Errorf("serve on a busy port = exit %d, %q; want exit 1 naming listen.https %s", code, stderr, addr)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
@@ -139,8 +139,12 @@ func loadConfig(file string, lookupEnv func(string) (string, bool)) (*Config, er
 	c := defaultConfig()
 	var errs []error
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := certs.ReadFile(file)
 		if err != nil {
+			var pe *fs.PathError // name the file, not the package that read it
+			if errors.As(err, &pe) {
+				err = pe
+			}
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		errs = append(errs, c.decodeYAML(file, data)...)

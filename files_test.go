@@ -29,14 +29,24 @@ type testCA struct {
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
+	return newCA(t, "test CA", nil)
+}
+
+// newCA returns a CA named cn signed by parent, or self-signed if nil.
+func newCA(t *testing.T, cn string, parent *testCA) *testCA {
+	t.Helper()
 	ca := &testCA{t: t, dir: t.TempDir()}
 	ca.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, ca.key.Public(), ca.key)
+	signer, signKey := tmpl, ca.key
+	if parent != nil {
+		signer, signKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, ca.key.Public(), signKey)
 	if err != nil {
 		t.Fatal(err)
 	}

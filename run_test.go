@@ -94,6 +94,14 @@ func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 	return nil
 }
 
+// waitUntil fails the test unless cond holds within timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !eventually(timeout, cond) {
+		t.Fatalf("not within %v: %s", timeout, what)
+	}
+}
+
 // stop cancels run and checks that it returns nil.
 func (r *running) stop(t *testing.T) {
 	t.Helper()

@@ -76,6 +76,9 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 		return err
 	}
 	defer lns.close()
+	for _, w := range keyPermWarnings(cfg) {
+		d.logger.Warn(w)
+	}
 	if set := d.src.set.Load(); set != nil {
 		for _, w := range certWarnings(set, d.src.hosts, now) {
 			d.logger.Warn(w)
@@ -256,15 +259,15 @@ func (d *daemon) logStart(lns *listeners) {
 }
 
 // ready is the admin /readyz check: listeners up and a valid certificate
-// for every host.
+// covering every host.
 func (d *daemon) ready() error {
 	d.mu.Lock()
-	up := d.up
+	up, hosts := d.up, d.src.hosts
 	d.mu.Unlock()
 	if !up {
 		return errors.New("listeners not serving")
 	}
-	return d.src.ready(time.Now())
+	return d.src.ready(hosts, time.Now())
 }
 
 // serverOptions is the part of server.Options that a reload may change.

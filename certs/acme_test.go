@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,7 @@ func TestACMEBackoffSchedule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		good, err := LocalCA(t.TempDir(), []string{"a.example"}, time.Now())
+		good, err := LocalCA(filepath.Join(t.TempDir(), "ca"), []string{"a.example"}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func TestACMEBackoffSchedule(t *testing.T) {
 			t.Errorf("renewal overdue logged %d times over 2 hours, want 2:\n%s", n, logs.String())
 		}
 		// A renewal stored through the cache is logged and ends the warnings.
-		renewed, _ := LocalCA(t.TempDir(), []string{"a.example"}, time.Now())
+		renewed, _ := LocalCA(filepath.Join(t.TempDir(), "ca"), []string{"a.example"}, time.Now())
 		a.certStored("a.example", pemBlock("CERTIFICATE", renewed.certs[0].Certificate[0]))
 		if !strings.Contains(logs.String(), "acme: certificate renewed") {
 			t.Errorf("no renewed line:\n%s", logs.String())

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -21,8 +20,9 @@ type Pair struct {
 
 // Files loads every pair and returns them as a Set, in order. It reports
 // every bad pair at once: a missing or unreadable file, a file without PEM
-// data, a key that does not match its certificate, or a certificate that has
-// expired (or is not yet valid) at now. It only reads files.
+// data, a broken chain, a key that does not match its certificate, or a
+// certificate that has expired (or is not yet valid) at now. It only reads
+// files.
 func Files(pairs []Pair, now time.Time) (*Set, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("certs: no certificate files given")
@@ -43,11 +43,19 @@ func Files(pairs []Pair, now time.Time) (*Set, error) {
 	return NewSet(list...), nil
 }
 
-// LoadPair reads one certificate chain and key and checks that they match
-// and that the leaf is valid at now.
+// LoadPair reads one certificate chain and key and checks that every
+// certificate parses, that each is signed by the next, that the key
+// matches the leaf, and that the leaf is valid at now.
 func LoadPair(p Pair, now time.Time) (*tls.Certificate, error) {
 	certPEM, err := readPEM(p.Cert, "CERTIFICATE")
 	if err != nil {
+		return nil, err
+	}
+	chain, err := parseChain(p.Cert, certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkChain(p.Cert, chain); err != nil {
 		return nil, err
 	}
 	keyPEM, err := readPEM(p.Key, "PRIVATE KEY")
@@ -67,9 +75,9 @@ func LoadPair(p Pair, now time.Time) (*tls.Certificate, error) {
 // readPEM reads file and checks that it holds a PEM block whose type ends
 // in kind ("CERTIFICATE", "PRIVATE KEY" also matching "EC PRIVATE KEY").
 func readPEM(file, kind string) ([]byte, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("certs: read %s: %w", file, err)
+		return nil, err
 	}
 	for rest := data; ; {
 		var block *pem.Block

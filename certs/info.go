@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -39,9 +38,9 @@ func NewInfo(source, file string, leaf *x509.Certificate) Info {
 
 // ReadLeaf reads the first certificate of a PEM file.
 func ReadLeaf(file string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("certs: read %s: %w", file, err)
+		return nil, err
 	}
 	leaf := leafFromPEM(data)
 	if leaf == nil {
@@ -89,9 +88,9 @@ func LoadRoots(file string) (*x509.CertPool, error) {
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("certs: read %s: %w", file, err)
+		return nil, err
 	}
 	if !pool.AppendCertsFromPEM(data) {
 		return nil, fmt.Errorf("certs: %s: no PEM certificate found", file)

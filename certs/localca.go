@@ -35,10 +35,14 @@ const (
 // and the CA (ECDSA P-256, key 0600) when neither file exists, and returns a
 // Set holding one leaf for hosts signed by it. A CA that is corrupt, half
 // present, expired or whose key does not match is an error; it is never
-// replaced.
+// replaced. So are a dir others can write and a ca.key others can read
+// (CheckDirPerm, CheckKeyPerm). Symlinks in dir are followed.
 func LocalCA(dir string, hosts []string, now time.Time) (*Set, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("certs: create data dir: %w", err)
+	}
+	if err := CheckDirPerm(dir); err != nil {
+		return nil, err
 	}
 	ca, err := loadCA(dir, now)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -57,6 +61,9 @@ func LocalCA(dir string, hosts []string, now time.Time) (*Set, error) {
 // CheckLocalCA validates the CA in dir without writing anything. It returns
 // false and no error when there is no CA yet (serve would create one).
 func CheckLocalCA(dir string, now time.Time) (bool, error) {
+	if err := CheckDirPerm(dir); err != nil {
+		return false, err
+	}
 	_, err := loadCA(dir, now)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -84,6 +91,9 @@ func loadCA(dir string, now time.Time) (*tls.Certificate, error) {
 	}
 	if !ca.Leaf.IsCA {
 		return nil, fmt.Errorf("certs: local CA: %s is not a CA certificate", certFile)
+	}
+	if err := CheckKeyPerm(keyFile); err != nil {
+		return nil, err
 	}
 	return ca, nil
 }

@@ -73,7 +73,7 @@ func TestLocalCAKeepsBrokenFiles(t *testing.T) {
 			os.Remove(filepath.Join(dir, CACertFile))
 		}, "ca.crt is missing"},
 		{"mismatched key", func(t *testing.T, dir string) {
-			other := t.TempDir()
+			other := filepath.Join(t.TempDir(), "data")
 			if _, err := LocalCA(other, []string{"localhost"}, now); err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +88,7 @@ func TestLocalCAKeepsBrokenFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := filepath.Join(t.TempDir(), "data")
 			if _, err := LocalCA(dir, []string{"localhost"}, now); err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +126,7 @@ func TestCheckLocalCAWritesNothing(t *testing.T) {
 }
 
 func TestLocalCALeafServes(t *testing.T) {
-	set, err := LocalCA(t.TempDir(), []string{"localhost"}, time.Now())
+	set, err := LocalCA(filepath.Join(t.TempDir(), "data"), []string{"localhost"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -78,7 +77,7 @@ func contentSum(pairs []Pair) [sha256.Size]byte {
 	for _, p := range pairs {
 		for _, f := range []string{p.Cert, p.Key} {
 			h.Write([]byte(f + "\x00"))
-			data, err := os.ReadFile(f)
+			data, err := ReadFile(f)
 			if err != nil {
 				h.Write([]byte("error " + err.Error()))
 			}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ func BenchmarkHello(b *testing.B) {
 // X25519MLKEM768) over an in-memory pipe, server side with httpsd's
 // TLSConfig and certificate selection against Go's defaults.
 func BenchmarkHandshake(b *testing.B) {
-	set, err := certs.LocalCA(b.TempDir(), []string{"localhost"}, time.Now())
+	set, err := certs.LocalCA(filepath.Join(b.TempDir(), "ca"), []string{"localhost"}, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -208,7 +208,7 @@ func TestConnsPerIP(t *testing.T) {
 // cuts every slow connection.
 func TestSlowloris(t *testing.T) {
 	const slow = 300
-	const headerTimeout = time.Second
+	const headerTimeout = 3 * time.Second
 	ts := newTestServer(t, Options{Limits: Limits{ReadHeaderTimeout: headerTimeout}}, nil)
 	// The normal client's connection is made before the attack, as a
 	// browser's would be, and the same run's latency without the attack

@@ -32,7 +32,7 @@ type testServer struct {
 // routes behind the middleware.
 func newTestServer(t *testing.T, opts Options, extra http.Handler) *testServer {
 	t.Helper()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "ca") // made 0700 by LocalCA, whatever the umask
 	set, err := certs.LocalCA(dir, []string{"localhost"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
