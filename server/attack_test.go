@@ -61,8 +61,9 @@ func TestHTTP2SlotStarvation(t *testing.T) {
 		t.Errorf("%d of 20 requests from another address failed under the attack, want 0", failed)
 	}
 	// Under 100ms (or, on a machine so loaded that it was slow before
-	// the attack, within 10 times what it took then), but for a stray
-	// pause of the loaded machine, and never a second.
+	// the attack, within 10 times what it took then); a loaded 2-core
+	// machine under the race detector pauses now and then, so a few may
+	// be late, by less than a second. Before the fix, 19 of 20 got 503.
 	limit := max(100*time.Millisecond, 10*median(baseline))
 	slow := 0
 	for _, d := range lat {
@@ -70,8 +71,9 @@ func TestHTTP2SlotStarvation(t *testing.T) {
 			slow++
 		}
 	}
-	if slow > 2 || maxOf(lat) > time.Second {
-		t.Errorf("%d of 20 requests from another address took over %v under the attack, the slowest %v; want at most 2, none over 1s", slow, limit, maxOf(lat))
+	if median(lat) > limit || slow > 5 || maxOf(lat) > time.Second {
+		t.Errorf("%d of 20 requests from another address took over %v under the attack (median %v, slowest %v); want the median under it, at most 5 over it, none over 1s",
+			slow, limit, median(lat), maxOf(lat))
 	}
 	if peak > perIP+1 { // +1: the normal client's own request
 		t.Errorf("%d of the concurrency cap's slots taken under the attack, want at most the per-client cap %d", peak, perIP)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"golang.org/x/net/http2"
 )
@@ -22,10 +23,50 @@ func withConn(ctx context.Context, c net.Conn) context.Context {
 // connection caps, and marks when an HTTP/1 connection is between
 // requests, when net/http may answer a malformed request itself.
 func (s *Server) connState(c net.Conn, state http.ConnState) {
-	if h1, ok := c.(*h1Conn); ok && state == http.StateIdle {
-		h1.handling.Store(false)
+	if h1, ok := c.(*h1Conn); ok {
+		if state == http.StateIdle {
+			h1.handling.Store(false)
+		}
+		s.fresh.note(h1, state == http.StateNew)
 	}
 	s.conns.connState(c, state)
+}
+
+// freshConns are the HTTP/1 connections that have not had a request yet,
+// such as the ones browsers open ahead of need. net/http's Shutdown waits
+// up to 5 seconds for such a connection to send something; httpsd closes
+// those that have not sent a byte at once instead.
+type freshConns struct {
+	mu sync.Mutex
+	m  map[*h1Conn]struct{}
+}
+
+func (f *freshConns) note(c *h1Conn, fresh bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !fresh {
+		delete(f.m, c)
+		return
+	}
+	if f.m == nil {
+		f.m = map[*h1Conn]struct{}{}
+	}
+	f.m[c] = struct{}{}
+}
+
+// closeSilent closes the fresh connections that have not sent a byte.
+func (f *freshConns) closeSilent() {
+	f.mu.Lock()
+	var silent []*h1Conn
+	for c := range f.m {
+		if !c.readAny.Load() {
+			silent = append(silent, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range silent {
+		c.Close()
+	}
 }
 
 // serveHTTP2 has srv serve HTTP/2 with Go's HTTP/2 server, streams capped

@@ -26,8 +26,9 @@ type h1Conn struct {
 	// ownResponse is told of each response net/http writes by itself.
 	ownResponse func(c *h1Conn, code int)
 
-	scan  headerScan
-	smugg atomic.Bool // saw both Content-Length and Transfer-Encoding
+	scan    headerScan
+	smugg   atomic.Bool // saw both Content-Length and Transfer-Encoding
+	readAny atomic.Bool // a byte has been read
 }
 
 // NetConn returns the connection under c.
@@ -35,8 +36,13 @@ func (c *h1Conn) NetConn() net.Conn { return c.Conn }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.smugg.Load() && c.scan.scan(p[:n]) {
-		c.smugg.Store(true)
+	if n > 0 {
+		if !c.readAny.Load() {
+			c.readAny.Store(true)
+		}
+		if !c.smugg.Load() && c.scan.scan(p[:n]) {
+			c.smugg.Store(true)
+		}
 	}
 	return n, err
 }

@@ -138,6 +138,7 @@ type Server struct {
 	unmatched *routeStats // requests no route answered: 404, 405, 421, ...
 	live      atomic.Pointer[settings]
 	conns     *connTracker // HTTPS and plain-HTTP connections
+	fresh     freshConns
 	tls       *tls.Config
 	lim       Limits // as New set them
 	probe     *probe
@@ -271,6 +272,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, srv := range []*http.Server{s.https, s.http} {
 		go func() { errc <- srv.Shutdown(ctx) }()
 	}
+	s.fresh.closeSilent()
 	err := errors.Join(<-errc, <-errc)
 	if err != nil {
 		s.https.Close()

@@ -187,3 +187,23 @@ func TestHeaderLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownClosesUnusedConns: a connection opened ahead of need (as
+// browsers do) and never used does not hold a shutdown up; net/http alone
+// would wait 5 seconds for it.
+func TestShutdownClosesUnusedConns(t *testing.T) {
+	ts := newTestServer(t, Options{}, nil)
+	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == 1 }) {
+		t.Fatal("the connection was not accepted")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with an unused connection open = %v, want nil at once", err)
+	}
+}
