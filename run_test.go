@@ -172,3 +172,22 @@ func eventually(timeout time.Duration, cond func() bool) bool {
 		}
 	}
 }
+
+// TestStartupInterruptible: whatever start-up waits on, SIGINT or SIGTERM
+// (a cancelled context) ends it.
+func TestStartupInterruptible(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stuck := make(chan struct{})
+	defer close(stuck)
+	done := make(chan error, 1)
+	go func() { done <- interruptible(ctx, func() error { <-stuck; return nil }) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("interruptible after cancel = %v, want nil (a clean stop)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("start-up still waiting 10s after it was cancelled")
+	}
+}
