@@ -69,7 +69,7 @@ func (a *fastAccessLog) appendTime(b []byte, t time.Time) []byte {
 	return append(b, st.zone...)
 }
 
-func (a *fastAccessLog) log(r *http.Request, status int, n int64, elapsed time.Duration) {
+func (a *fastAccessLog) log(r *http.Request, e logEntry) {
 	if a.level.Level() > slog.LevelInfo {
 		return
 	}
@@ -80,16 +80,16 @@ func (a *fastAccessLog) log(r *http.Request, status int, n int64, elapsed time.D
 	bp := a.bufs.Get().(*[]byte)
 	var b []byte
 	if a.json {
-		b = a.appendJSON((*bp)[:0], r, status, n, elapsed, tlsVersion)
+		b = a.appendJSON((*bp)[:0], r, e, tlsVersion)
 	} else {
-		b = a.appendText((*bp)[:0], r, status, n, elapsed, tlsVersion)
+		b = a.appendText((*bp)[:0], r, e, tlsVersion)
 	}
 	a.w.Write(b)
 	*bp = b
 	a.bufs.Put(bp)
 }
 
-func (a *fastAccessLog) appendText(b []byte, r *http.Request, status int, n int64, elapsed time.Duration, tlsVersion string) []byte {
+func (a *fastAccessLog) appendText(b []byte, r *http.Request, e logEntry, tlsVersion string) []byte {
 	b = append(b, "time="...)
 	b = a.appendTime(b, time.Now())
 	b = append(b, " level=INFO msg=request method="...)
@@ -99,21 +99,27 @@ func (a *fastAccessLog) appendText(b []byte, r *http.Request, status int, n int6
 	b = append(b, " path="...)
 	b = appendText(b, r.URL.Path)
 	b = append(b, " status="...)
-	b = strconv.AppendInt(b, int64(status), 10)
+	b = strconv.AppendInt(b, int64(e.status), 10)
 	b = append(b, " bytes="...)
-	b = strconv.AppendInt(b, n, 10)
+	b = strconv.AppendInt(b, e.bytes, 10)
 	b = append(b, " duration="...)
-	b = append(b, elapsed.String()...)
+	b = append(b, e.elapsed.String()...)
 	b = append(b, " remote="...)
-	b = appendText(b, r.RemoteAddr)
+	b = appendText(b, e.remote)
 	b = append(b, " proto="...)
 	b = appendText(b, r.Proto)
 	b = append(b, " tls="...)
 	b = appendText(b, tlsVersion)
+	if e.upstream != "" {
+		b = append(b, " upstream="...)
+		b = appendText(b, e.upstream)
+		b = append(b, " upstream_duration="...)
+		b = append(b, e.upstreamTime.String()...)
+	}
 	return append(b, '\n')
 }
 
-func (a *fastAccessLog) appendJSON(b []byte, r *http.Request, status int, n int64, elapsed time.Duration, tlsVersion string) []byte {
+func (a *fastAccessLog) appendJSON(b []byte, r *http.Request, e logEntry, tlsVersion string) []byte {
 	b = append(b, `{"time":"`...)
 	b = a.appendTime(b, time.Now())
 	b = append(b, `","level":"INFO","msg":"request","method":"`...)
@@ -123,17 +129,24 @@ func (a *fastAccessLog) appendJSON(b []byte, r *http.Request, status int, n int6
 	b = append(b, `","path":"`...)
 	b = appendJSONString(b, r.URL.Path)
 	b = append(b, `","status":`...)
-	b = strconv.AppendInt(b, int64(status), 10)
+	b = strconv.AppendInt(b, int64(e.status), 10)
 	b = append(b, `,"bytes":`...)
-	b = strconv.AppendInt(b, n, 10)
+	b = strconv.AppendInt(b, e.bytes, 10)
 	b = append(b, `,"duration":`...)
-	b = strconv.AppendInt(b, int64(elapsed), 10)
+	b = strconv.AppendInt(b, int64(e.elapsed), 10)
 	b = append(b, `,"remote":"`...)
-	b = appendJSONString(b, r.RemoteAddr)
+	b = appendJSONString(b, e.remote)
 	b = append(b, `","proto":"`...)
 	b = appendJSONString(b, r.Proto)
 	b = append(b, `","tls":"`...)
 	b = appendJSONString(b, tlsVersion)
+	if e.upstream != "" {
+		b = append(b, `","upstream":"`...)
+		b = appendJSONString(b, e.upstream)
+		b = append(b, `","upstream_duration":`...)
+		b = strconv.AppendInt(b, int64(e.upstreamTime), 10)
+		return append(b, "}\n"...)
+	}
 	return append(b, "\"}\n"...)
 }
 

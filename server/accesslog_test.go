@@ -15,7 +15,7 @@ import (
 // slog's text and JSON handlers write, quoting and escaping included, but
 // for the time.
 func TestFastAccessLogMatchesSlog(t *testing.T) {
-	stamps := map[bool]*regexp.Regexp{false: regexp.MustCompile(`^time=\S+ `), true: regexp.MustCompile(`^\{"time":"[^"]+",`)}
+	stamps := map[bool]*regexp.Regexp{false: regexp.MustCompile(`(?m)^time=\S+ `), true: regexp.MustCompile(`(?m)^\{"time":"[^"]+",`)}
 	for _, json := range []bool{false, true} {
 		for _, target := range []string{"/hello/world", "/hello/a%20b", "/hello/%22q%22=x", "/hello/%C3%A9%C2%A0",
 			"/hello/%01", "/hello/%09%0A%0D", "/hello/a%5Cb", "/hello/%3Cb%3E&", "/hello/%E2%80%A8%E2%80%A9", "/hello/%FF%FE", "/"} {
@@ -34,7 +34,9 @@ func TestFastAccessLogMatchesSlog(t *testing.T) {
 					if target == "/" {
 						r.TLS = nil // a plain-HTTP line: tls is empty
 					}
-					s.logRequest(r, 200, 19, 1234567*time.Nanosecond)
+					s.logRequest(r, logEntry{status: 200, bytes: 19, elapsed: 1234567 * time.Nanosecond, remote: r.RemoteAddr})
+					s.logRequest(r, logEntry{status: 502, elapsed: time.Second, remote: "[2001:db8::1]:0",
+						upstream: "unix:/run/a b.sock", upstreamTime: 987654 * time.Nanosecond})
 				}
 				stamp := stamps[json]
 				got, want := stamp.ReplaceAllString(fast.String(), ""), stamp.ReplaceAllString(slow.String(), "")
@@ -46,7 +48,7 @@ func TestFastAccessLogMatchesSlog(t *testing.T) {
 	}
 	var quiet bytes.Buffer
 	s := New(Options{Hosts: []string{"localhost"}, AccessLog: true, AccessLogWriter: &quiet, AccessLogLevel: slog.LevelWarn})
-	s.logRequest(httptest.NewRequest("GET", "https://localhost/", nil), 200, 0, 0)
+	s.logRequest(httptest.NewRequest("GET", "https://localhost/", nil), logEntry{status: 200})
 	if quiet.Len() != 0 {
 		t.Errorf("access line written at level warn: %q", quiet.String())
 	}

@@ -109,6 +109,6 @@ func (s *Server) ownResponse(c *h1Conn, code int) {
 	if st := s.live.Load(); st.accessLog {
 		r := &http.Request{Method: "-", URL: &url.URL{Path: "-"}, Proto: "HTTP/1.1",
 			RemoteAddr: c.RemoteAddr().String(), TLS: c.tls}
-		s.logRequest(r, code, 0, 0)
+		s.logRequest(r, logEntry{status: code, remote: r.RemoteAddr})
 	}
 }

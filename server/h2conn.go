@@ -132,7 +132,9 @@ func (c *h2Conn) charge(typ, flags byte, length int) string {
 		}
 	case frameWindowUpdate:
 		if kib := c.written.Load() / 1024; kib > 0 {
-			c.windows = min(c.windows+int(kib)*windowPerKiBWrite, windowBurst)
+			// Credit for data sent is not capped at the burst: a client
+			// acknowledges a large response in many frames after it.
+			c.windows = min(c.windows+int(kib)*windowPerKiBWrite, 1<<30)
 			c.written.Add(-kib * 1024)
 		}
 		if c.windows--; c.windows < 0 {

@@ -20,10 +20,15 @@ var (
 	contentTypeText = []string{"text/plain; charset=utf-8"}
 )
 
-// handleHello answers /hello/:name with <b>Hello NAME</b>!, NAME
-// HTML-escaped and invalid UTF-8 replaced by U+FFFD.
-func handleHello() httprouter.Handle {
-	return func(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) {
+// Hello is the Bottle app's handler for a route /hello/:name: GET and
+// HEAD get <b>Hello NAME</b>! as text/html, NAME HTML-escaped as Bottle
+// escapes it and invalid UTF-8 replaced by U+FFFD, byte for byte what
+// @route('/hello/<name>') with template('<b>Hello {{name}}</b>!') gives.
+func Hello() httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if !getOrHead(w, r) {
+			return
+		}
 		name := ps.ByName("name")
 		if !utf8.ValidString(name) {
 			name = strings.ToValidUTF8(name, "\uFFFD")
@@ -35,14 +40,32 @@ func handleHello() httprouter.Handle {
 	}
 }
 
-// handleHealthz answers ok while the process serves requests.
-func handleHealthz() httprouter.Handle {
-	return func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		h := w.Header()
-		h["Content-Type"] = contentTypeText
-		h["Cache-Control"] = []string{"no-store"}
-		io.WriteString(w, "ok\n")
+// serveHealthz answers ok while the process serves requests.
+func serveHealthz(w http.ResponseWriter) {
+	h := w.Header()
+	h["Content-Type"] = contentTypeText
+	h["Cache-Control"] = noStore
+	io.WriteString(w, "ok\n")
+}
+
+var (
+	noStore      = []string{"no-store"}
+	allowGetHead = []string{"GET, HEAD, OPTIONS"}
+)
+
+// getOrHead reports whether r is a GET or HEAD; it answers any other
+// method: OPTIONS with the methods allowed, others 405.
+func getOrHead(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Method {
+	case "GET", "HEAD":
+		return true
+	case "OPTIONS":
+		w.Header()["Allow"] = allowGetHead
+		return false
 	}
+	w.Header()["Allow"] = allowGetHead
+	http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	return false
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {

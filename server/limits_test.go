@@ -106,7 +106,7 @@ func TestConcurrencyCap(t *testing.T) {
 		started <- struct{}{}
 		<-release
 	})
-	mux.Handle("/", routes(newMetrics(new(metrics.Registry))))
+	mux.Handle("/", defaultRoutes())
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConcurrent: 1, QueueTimeout: 100 * time.Millisecond}}, mux)
 	done := make(chan int, 1)
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ type serverMetrics struct {
 	handshakeFailures metrics.CounterVec // reason
 	h2Errors          metrics.CounterVec // type
 	codes             [600]string        // status code labels, made once
+	routes            sync.Map           // route name -> *routeStats
 }
 
 func newMetrics(reg *metrics.Registry) *serverMetrics {
@@ -74,8 +76,13 @@ type routeStats struct {
 	counters [len(methods)][500]atomic.Pointer[metrics.Counter] // by method, status-100
 }
 
+// route returns the stats of the route called name, made on first use.
 func (m *serverMetrics) route(name string) *routeStats {
-	return &routeStats{name: name, m: m, duration: m.duration.With(name)}
+	if st, ok := m.routes.Load(name); ok {
+		return st.(*routeStats)
+	}
+	st, _ := m.routes.LoadOrStore(name, &routeStats{name: name, m: m, duration: m.duration.With(name)})
+	return st.(*routeStats)
 }
 
 // observe counts a request answered with status after elapsed.

@@ -1,11 +1,8 @@
 package server
 
 import (
-	"bufio"
 	"crypto/tls"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
@@ -28,9 +25,10 @@ var (
 	connectionClose = []string{"close"}
 )
 
-// app wraps next in what every HTTPS request passes through: metrics and
-// the access log around it, then security headers, panic recovery and the
-// checks of serve, with the settings current when the request arrived.
+// app wraps next (nil: the handler of the current settings) in what every
+// HTTPS request passes through: metrics and the access log around it, then
+// security headers, panic recovery and the checks of serve, with the
+// settings current when the request arrived.
 func (s *Server) app(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := s.live.Load()
@@ -39,25 +37,32 @@ func (s *Server) app(next http.Handler) http.Handler {
 			w.Header()["Connection"] = connectionClose
 		}
 		rec := recorders.Get().(*recorder)
-		*rec = recorder{ResponseWriter: w, route: s.unmatched, start: start, send: st.sendTimeout, total: st.writeTimeout}
+		*rec = recorder{ResponseWriter: w, srv: s, route: s.unmatched, start: start,
+			send: st.sendTimeout, total: st.writeTimeout, idle: s.lim.IdleTimeout, client: st.clientAddr(r)}
 		s.metrics.inFlight.Inc()
 		// Deferred, so that a handler aborting with http.ErrAbortHandler
 		// (as the reverse proxy does) is counted and logged too.
 		defer func() {
+			rec.releaseSlots()
 			s.metrics.inFlight.Dec()
-			elapsed := time.Since(start)
-			status, n, route := rec.status, rec.bytes, rec.route
+			e := logEntry{status: rec.status, bytes: rec.bytes, elapsed: time.Since(start), remote: rec.client,
+				upstream: rec.upstream, upstreamTime: rec.upstreamTime}
+			route := rec.route
 			*rec = recorder{}
 			recorders.Put(rec)
-			if status == 0 {
-				status = http.StatusOK
+			if e.status == 0 {
+				e.status = http.StatusOK
 			}
-			route.observe(r.Method, status, elapsed)
+			route.observe(r.Method, e.status, e.elapsed)
 			if st.accessLog {
-				s.logRequest(r, status, n, elapsed)
+				s.logRequest(r, e)
 			}
 		}()
-		s.serve(st, rec, r, next)
+		h := next
+		if h == nil {
+			h = st.handler
+		}
+		s.serve(st, rec, r, h)
 	})
 }
 
@@ -81,7 +86,7 @@ func fromConn(r *http.Request) (mustClose bool) {
 // (421), body size (413), the per-client cap on requests in flight (429)
 // or the concurrency cap (503). /healthz skips the rate, host and
 // concurrency checks so that probes are never queued behind user traffic.
-func (s *Server) serve(st *settings, w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Handler) {
 	h := w.Header()
 	h["X-Content-Type-Options"] = nosniff
 	if st.hsts != nil {
@@ -91,7 +96,7 @@ func (s *Server) serve(st *settings, w http.ResponseWriter, r *http.Request, nex
 	probe := r.URL.Path == "/healthz"
 	var client netip.Addr
 	if st.rates != nil || st.perIP != nil {
-		client = clientKey(r.RemoteAddr)
+		client = clientKey(w.client)
 	}
 	if st.rates != nil && !probe {
 		if ok, wait := st.rates.allow(client, time.Now()); !ok {
@@ -121,7 +126,14 @@ func (s *Server) serve(st *settings, w http.ResponseWriter, r *http.Request, nex
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, st.maxBody)
 	}
-	if st.perIP != nil && !probe {
+	if probe {
+		w.route = s.healthzStats
+		if getOrHead(w, r) {
+			serveHealthz(w)
+		}
+		return
+	}
+	if st.perIP != nil {
 		slot := st.perIP.acquire(r.Context(), client)
 		if slot == nil {
 			h.Set("Retry-After", "1")
@@ -129,15 +141,15 @@ func (s *Server) serve(st *settings, w http.ResponseWriter, r *http.Request, nex
 			http.Error(w, "429 too many requests in flight from your address", http.StatusTooManyRequests)
 			return
 		}
-		defer st.perIP.release(client, slot)
+		w.perIP, w.slot, w.slotKey = st.perIP, slot, client
 	}
-	if st.gate != nil && !probe {
+	if st.gate != nil {
 		if !st.gate.acquire(r.Context()) {
 			h.Set("Retry-After", "1")
 			s.reject(w, http.StatusServiceUnavailable, "503 server busy, try again")
 			return
 		}
-		defer st.gate.release()
+		w.gate = st.gate
 	}
 	next.ServeHTTP(w, r)
 }
@@ -183,126 +195,38 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "500 internal server error", http.StatusInternalServerError)
 }
 
-func (s *Server) logRequest(r *http.Request, status int, n int64, elapsed time.Duration) {
+// logEntry is what the access log says of a request besides the request.
+type logEntry struct {
+	status       int
+	bytes        int64
+	elapsed      time.Duration
+	remote       string // the client address (see Options.TrustedProxies)
+	upstream     string // the upstream that answered, if proxied
+	upstreamTime time.Duration
+}
+
+func (s *Server) logRequest(r *http.Request, e logEntry) {
 	if s.fastLog != nil {
-		s.fastLog.log(r, status, n, elapsed)
+		s.fastLog.log(r, e)
 		return
 	}
 	tlsVersion := ""
 	if r.TLS != nil {
 		tlsVersion = tls.VersionName(r.TLS.Version)
 	}
-	s.access.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
 		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", n),
-		slog.Duration("duration", elapsed),
-		slog.String("remote", r.RemoteAddr),
+		slog.Int("status", e.status),
+		slog.Int64("bytes", e.bytes),
+		slog.Duration("duration", e.elapsed),
+		slog.String("remote", e.remote),
 		slog.String("proto", r.Proto),
 		slog.String("tls", tlsVersion),
-	)
+	}
+	if e.upstream != "" {
+		attrs = append(attrs, slog.String("upstream", e.upstream), slog.Duration("upstream_duration", e.upstreamTime))
+	}
+	s.access.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
-
-// recorder is a ResponseWriter that notes the status, body size and the
-// route that answered, and keeps a write deadline measured from the last
-// progress (see progress).
-type recorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-	route  *routeStats
-
-	start   time.Time     // when the request arrived
-	send    time.Duration // Limits.SendTimeout; 0: none
-	total   time.Duration // Limits.WriteTimeout, counted from start
-	unarmed int           // bytes written since the deadline was last checked
-	lastArm time.Time     // when the deadline was last moved
-}
-
-// armAfter is how many bytes may be written before the write deadline is
-// moved: less than net/http buffers (4 KiB), so a write that can block on
-// the client always has a deadline measured from recent progress.
-const armAfter = 2 << 10
-
-// progress is called before writing n bytes. It moves the write deadline
-// to SendTimeout from now (but no later than WriteTimeout from the start),
-// at most four times per SendTimeout: a client that stops reading gets its
-// request cut SendTimeout after the last write that went through, and its
-// slots back, not only when the whole response's time is up.
-func (rec *recorder) progress(n int) {
-	if rec.send <= 0 {
-		return
-	}
-	if rec.unarmed += n; rec.unarmed < armAfter {
-		return
-	}
-	rec.unarmed = 0
-	now := time.Now()
-	if now.Sub(rec.lastArm) < rec.send/4 {
-		return
-	}
-	rec.lastArm = now
-	d := now.Add(rec.send)
-	if end := rec.start.Add(rec.total); rec.total > 0 && end.Before(d) {
-		d = end
-	}
-	http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(d)
-}
-
-func (rec *recorder) WriteHeader(code int) {
-	if rec.status == 0 {
-		rec.status = code
-	}
-	rec.ResponseWriter.WriteHeader(code)
-}
-
-func (rec *recorder) Write(p []byte) (int, error) {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	rec.progress(len(p))
-	n, err := rec.ResponseWriter.Write(p)
-	rec.bytes += int64(n)
-	return n, err
-}
-
-// WriteString writes without converting s to a byte slice when the
-// underlying writer can (net/http's does).
-func (rec *recorder) WriteString(s string) (int, error) {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	rec.progress(len(s))
-	var n int
-	var err error
-	if sw, ok := rec.ResponseWriter.(io.StringWriter); ok {
-		n, err = sw.WriteString(s)
-	} else {
-		n, err = rec.ResponseWriter.Write([]byte(s))
-	}
-	rec.bytes += int64(n)
-	return n, err
-}
-
-// Flush sends what is buffered to the client (for streaming responses).
-func (rec *recorder) Flush() {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	rec.progress(armAfter)
-	http.NewResponseController(rec.ResponseWriter).Flush()
-}
-
-// Hijack hands the connection over, for WebSockets over HTTP/1.1.
-func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
-	if err == nil && rec.status == 0 {
-		rec.status = http.StatusSwitchingProtocols
-	}
-	return c, rw, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,17 @@ import (
 // Options configures a Server. Zero timeouts and sizes take the defaults
 // given in Limits; other zero limits are off.
 type Options struct {
+	// Handler answers the requests that pass the checks, such as a Router
+	// from NewRouter or an httprouter.Router of your own (label its
+	// routes' metrics with Named); nil serves the built-in routes, the
+	// Bottle app's /hello/:name. GET /healthz is always the server's own.
+	Handler http.Handler
+	// TrustedProxies are the peers (load balancers, proxies in front of
+	// this server) whose X-Forwarded-For is believed: for a request from
+	// one of them, the client address the per-client limits and the access
+	// log use is the last address in X-Forwarded-For that is not itself
+	// trusted. nil trusts none: the client is the connection's peer.
+	TrustedProxies []netip.Prefix
 	// Hosts are the names (DNS names, "*.example.com" wildcards or IP
 	// literals) the server answers for; requests for any other Host or SNI
 	// get 421 Misdirected Request. Empty refuses every request but /healthz.
@@ -127,24 +139,28 @@ type settings struct {
 	gate           *gate
 	perIP          *ipSlots
 	rates          *ipRates
+	handler        http.Handler
+	trusted        []netip.Prefix
 }
 
 // Server serves the app over HTTPS and redirects plain HTTP to it.
 type Server struct {
-	logger    *slog.Logger
-	access    *slog.Logger
-	fastLog   *fastAccessLog // nil: access lines go through access
-	metrics   *serverMetrics
-	unmatched *routeStats // requests no route answered: 404, 405, 421, ...
-	live      atomic.Pointer[settings]
-	conns     *connTracker // HTTPS and plain-HTTP connections
-	fresh     freshConns
-	tls       *tls.Config
-	lim       Limits // as New set them
-	probe     *probe
-	httpsAddr atomic.Pointer[net.Addr] // where ServeTLS listens, for Probe
-	https     *http.Server
-	http      *http.Server
+	logger       *slog.Logger
+	access       *slog.Logger
+	fastLog      *fastAccessLog // nil: access lines go through access
+	metrics      *serverMetrics
+	unmatched    *routeStats // requests no route answered: 404, 405, 421, ...
+	healthzStats *routeStats
+	builtin      *Router // the default routes
+	live         atomic.Pointer[settings]
+	conns        *connTracker // HTTPS and plain-HTTP connections
+	fresh        freshConns
+	tls          *tls.Config
+	lim          Limits // as New set them
+	probe        *probe
+	httpsAddr    atomic.Pointer[net.Addr] // where ServeTLS listens, for Probe
+	https        *http.Server
+	http         *http.Server
 }
 
 // New returns a Server for opts; it does not listen yet.
@@ -164,6 +180,8 @@ func New(opts Options) *Server {
 		s.fastLog = newFastAccessLog(opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel)
 	}
 	s.unmatched = s.metrics.route("unmatched")
+	s.healthzStats = s.metrics.route("/healthz")
+	s.builtin = defaultRoutes()
 	s.conns = newConnTracker(func(reason string) { s.metrics.rejections.With(reason).Inc() })
 	s.Update(opts)
 	redirect := http.Handler(redirectHandler(s, opts.HTTPSPort))
@@ -177,7 +195,7 @@ func New(opts Options) *Server {
 		}
 		return nil
 	}
-	s.https = s.newHTTPServer(s.app(routes(s.metrics)))
+	s.https = s.newHTTPServer(s.app(nil))
 	s.serveHTTP2(s.https, maxStreams(opts.Limits.MaxRequestsPerIP))
 	s.http = s.newHTTPServer(redirect)
 	return s
@@ -202,8 +220,9 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
-// Update applies the hosts, HSTS, access log and request limits of opts to
-// requests from now on. Timeouts, TLS settings, the redirect port and the
+// Update applies the handler, trusted proxies, hosts, HSTS, access log and
+// request limits of opts to requests from now on; requests in flight finish
+// with the ones they started with. Timeouts, TLS settings, the redirect port and the
 // HTTP/2 stream cap stay as New set them; MaxHeaderBytes may be lowered,
 // not raised above New's (net/http's own cap is sized from it).
 func (s *Server) Update(opts Options) {
@@ -220,6 +239,11 @@ func (s *Server) Update(opts Options) {
 		gate:           newGate(lim.MaxConcurrent, lim.QueueTimeout),
 		perIP:          newIPSlots(lim.MaxRequestsPerIP, lim.QueueTimeout),
 		rates:          newIPRates(lim.RatePerIP, lim.BurstPerIP),
+		handler:        opts.Handler,
+		trusted:        opts.TrustedProxies,
+	}
+	if st.handler == nil {
+		st.handler = s.builtin
 	}
 	if old != nil {
 		// Keep counting the requests in flight, and keep the clients'

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/httpsd/httpsd/certs"
-	"github.com/httpsd/httpsd/metrics"
 )
 
 // testServer is a Server listening on loopback with a local-CA certificate
@@ -74,7 +73,7 @@ func newTestServer(t *testing.T, opts Options, extra http.Handler) *testServer {
 func TestPanicKeepsServing(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
-	mux.Handle("/", routes(newMetrics(new(metrics.Registry))))
+	mux.Handle("/", defaultRoutes())
 	ts := newTestServer(t, Options{}, mux)
 	for _, tt := range []struct {
 		path   string

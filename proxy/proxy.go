@@ -1,0 +1,358 @@
+// Package proxy is httpsd's reverse proxy: httputil.ReverseProxy (with
+// Rewrite) in front of one or more upstream HTTP servers, over TCP or unix
+// sockets, with a keep-alive pool per upstream, round-robin or
+// least-connections balancing, passive and active health checks, retries
+// of idempotent requests that could not connect, X-Forwarded-* headers that
+// trust only configured proxies, and metrics per upstream.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Options configures a Proxy. Zero values take the defaults in comments.
+type Options struct {
+	// Upstreams are the servers requests go to: "http://HOST:PORT" or
+	// "unix:/path/to.sock". At least one.
+	Upstreams []string
+	// LB picks an upstream per request: "round_robin" (the default) or
+	// "least_conn" (the one with the fewest requests in flight).
+	LB string
+	// MaxIdleConns is how many idle keep-alive connections are kept per
+	// upstream; 32.
+	MaxIdleConns int
+	// DialTimeout bounds connecting to an upstream; 5s.
+	DialTimeout time.Duration
+	// FailTimeout is how long an upstream that refused, reset or timed out
+	// is skipped; 10s.
+	FailTimeout time.Duration
+	// HealthPath, when not "", is requested from every upstream each
+	// HealthInterval (5s); only upstreams that answer it with 2xx or 3xx
+	// get traffic.
+	HealthPath     string
+	HealthInterval time.Duration
+	// ResponseHeaderTimeout bounds the wait for an upstream's response
+	// headers (504 after it); 60s.
+	ResponseHeaderTimeout time.Duration
+	// HostHeader, when not "", replaces the client's Host in requests to
+	// the upstreams; "" passes it through.
+	HostHeader string
+	// FlushInterval is how often a response is flushed to the client while
+	// it is copied: 0 as httputil.ReverseProxy does (streams without a
+	// length and text/event-stream at once, others when buffers fill),
+	// negative after every write.
+	FlushInterval time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For, -Proto, -Host
+	// and Forwarded headers are passed on (with the peer appended to
+	// X-Forwarded-For); from any other peer they are dropped. nil trusts
+	// none.
+	TrustedProxies []netip.Prefix
+	// Metrics records the upstreams' requests, errors, times and health;
+	// nil records nothing.
+	Metrics *Metrics
+	// Logger receives upstream errors and health changes; nil discards.
+	Logger *slog.Logger
+}
+
+// Proxy is an http.Handler that sends requests to its upstreams. Close
+// stops its health checks.
+type Proxy struct {
+	o    Options
+	ups  []*upstream
+	rp   *httputil.ReverseProxy
+	pick func(tried []*upstream) *upstream
+	stop context.CancelFunc
+	done sync.WaitGroup
+}
+
+// New checks opts and returns a Proxy; active health checks, when
+// configured, start at once.
+func New(o Options) (*Proxy, error) {
+	if len(o.Upstreams) == 0 {
+		return nil, errors.New("proxy: no upstreams")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.DialTimeout, 5*time.Second)
+	def(&o.FailTimeout, 10*time.Second)
+	def(&o.HealthInterval, 5*time.Second)
+	def(&o.ResponseHeaderTimeout, 60*time.Second)
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = 32
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{o: o}
+	switch o.LB {
+	case "", "round_robin":
+		p.pick = p.roundRobin()
+	case "least_conn":
+		p.pick = p.leastConn
+	default:
+		return nil, fmt.Errorf("proxy: lb must be round_robin or least_conn; got %q", o.LB)
+	}
+	for _, name := range o.Upstreams {
+		u, err := newUpstream(name, &o)
+		if err != nil {
+			return nil, err
+		}
+		if o.Metrics != nil {
+			u.stats = o.Metrics.upstream(name)
+		}
+		p.ups = append(p.ups, u)
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:       p.rewrite,
+		Transport:     p,
+		FlushInterval: o.FlushInterval,
+		ErrorHandler:  p.fail,
+		ErrorLog:      nil,
+		BufferPool:    bufferPool{},
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	if o.HealthPath != "" {
+		for _, u := range p.ups {
+			p.done.Go(func() { p.checkHealth(ctx, u) })
+		}
+	}
+	if o.Metrics != nil {
+		o.Metrics.add(p)
+	}
+	return p, nil
+}
+
+// Close stops the health checks and closes idle upstream connections;
+// requests in flight carry on.
+func (p *Proxy) Close() {
+	p.stop()
+	p.done.Wait()
+	for _, u := range p.ups {
+		u.transport.CloseIdleConnections()
+	}
+	if p.o.Metrics != nil {
+		p.o.Metrics.remove(p)
+	}
+}
+
+// attempt is what one proxied request learnt about its upstream.
+type attempt struct {
+	u     *upstream
+	start time.Time
+}
+
+type attemptKey struct{}
+
+var attempts = sync.Pool{New: func() any { return new(attempt) }}
+
+// upstreamNoter is a ResponseWriter (httpsd's server's) that puts the
+// upstream and its time in the access log line.
+type upstreamNoter interface {
+	NoteUpstream(name string, d time.Duration)
+}
+
+// ServeHTTP sends r to an upstream and copies the answer back.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a := attempts.Get().(*attempt)
+	*a = attempt{}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+	if a.u != nil {
+		noteUpstream(w, a.u.name, time.Since(a.start))
+	}
+	*a = attempt{}
+	attempts.Put(a)
+}
+
+func noteUpstream(w http.ResponseWriter, name string, d time.Duration) {
+	for {
+		switch v := w.(type) {
+		case upstreamNoter:
+			v.NoteUpstream(name, d)
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
+// rewrite sets the forwarding headers: the client's X-Forwarded-* and
+// Forwarded headers are kept only from a trusted proxy.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	if p.trusted(pr.In.RemoteAddr) {
+		for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"} {
+			if v, ok := pr.In.Header[h]; ok {
+				pr.Out.Header[h] = v
+			}
+		}
+	}
+	proto, host := pr.Out.Header["X-Forwarded-Proto"], pr.Out.Header["X-Forwarded-Host"]
+	pr.SetXForwarded()
+	if proto != nil { // from a trusted proxy
+		pr.Out.Header["X-Forwarded-Proto"] = proto
+	}
+	if host != nil {
+		pr.Out.Header["X-Forwarded-Host"] = host
+	}
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "upstream" // RoundTrip picks the upstream
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	if p.o.HostHeader != "" {
+		pr.Out.Host = p.o.HostHeader
+	}
+}
+
+func (p *Proxy) trusted(remote string) bool {
+	if len(p.o.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, pfx := range p.o.TrustedProxies {
+		if pfx.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// errNoUpstream is the error when no upstream may get traffic.
+type errNoUpstream struct{ last error }
+
+func (e errNoUpstream) Error() string {
+	if e.last != nil {
+		return "no usable upstream; last error: " + e.last.Error()
+	}
+	return "no usable upstream"
+}
+
+// fail answers a request no upstream answered: 504 after a timeout, 502
+// otherwise, with a short body naming nothing internal, and one log line
+// naming the upstream and the error.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		w.WriteHeader(499) // the client went away; nginx's code for it
+		return
+	}
+	status, msg := http.StatusBadGateway, "502 bad gateway\n"
+	if errKind(err) == "timeout" {
+		status, msg = http.StatusGatewayTimeout, "504 gateway timeout\n"
+	}
+	name := ""
+	if a, _ := r.Context().Value(attemptKey{}).(*attempt); a != nil && a.u != nil {
+		name = a.u.name
+	}
+	p.o.Logger.Error("proxy: upstream failed", "upstream", name, "err", err.Error(), "method", r.Method, "path", r.URL.Path)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	io.WriteString(w, msg)
+}
+
+// idempotent reports whether a request with method may be sent twice.
+func idempotent(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// RoundTrip sends req to an upstream the balancer picks, and to another
+// when the connection failed and req may be sent again (idempotent, no
+// body). It is the ReverseProxy's Transport.
+func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	a, _ := req.Context().Value(attemptKey{}).(*attempt)
+	var tried [4]*upstream
+	triedList := tried[:0]
+	var last error
+	for {
+		u := p.pick(triedList)
+		if u == nil {
+			return nil, errNoUpstream{last}
+		}
+		req.URL.Host = u.host
+		start := time.Now()
+		if a != nil {
+			a.u, a.start = u, start
+		}
+		u.inFlight.Add(1)
+		resp, err := u.transport.RoundTrip(req)
+		if err == nil {
+			u.answered(resp.StatusCode, time.Since(start))
+			resp.Body = &doneBody{ReadCloser: resp.Body, u: u}
+			return resp, nil
+		}
+		u.inFlight.Add(-1)
+		if req.Context().Err() != nil {
+			return nil, err
+		}
+		kind := errKind(err)
+		u.errored(kind)
+		if kind != "other" {
+			u.failed(err, time.Now(), p.o.FailTimeout)
+		}
+		last = fmt.Errorf("%s: %w", u.name, err)
+		if kind != "connect" || !idempotent(req.Method) || (req.Body != nil && req.Body != http.NoBody) {
+			return nil, err
+		}
+		p.o.Logger.Warn("proxy: upstream refused; trying another", "upstream", u.name, "err", err.Error())
+		triedList = append(triedList, u)
+	}
+}
+
+// doneBody counts the request out of its upstream's in-flight requests
+// once the response body is closed.
+type doneBody struct {
+	io.ReadCloser
+	u    *upstream
+	once sync.Once
+}
+
+func (b *doneBody) Close() error {
+	b.once.Do(func() { b.u.inFlight.Add(-1) })
+	return b.ReadCloser.Close()
+}
+
+// Write lets a 101 Switching Protocols body (a WebSocket) be written to,
+// as ReverseProxy needs.
+func (b *doneBody) Write(p []byte) (int, error) {
+	if w, ok := b.ReadCloser.(io.Writer); ok {
+		return w.Write(p)
+	}
+	return 0, errors.New("proxy: response body is not writable")
+}
+
+// Addr returns the upstreams' addresses, for logs.
+func (p *Proxy) Addr() []string {
+	out := make([]string, len(p.ups))
+	for i, u := range p.ups {
+		out[i] = u.name
+	}
+	return out
+}
+
+// bufferPool reuses ReverseProxy's 32 KiB copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

@@ -1,0 +1,224 @@
+package server
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// recorder is a ResponseWriter that notes the status, body size, route and
+// upstream of a request, holds its slots, and keeps a write deadline
+// measured from the last progress (see progress).
+type recorder struct {
+	http.ResponseWriter
+	srv    *Server
+	status int
+	bytes  int64
+	route  *routeStats
+	client string // the client's address, as limits and the access log see it
+
+	upstream     string // the upstream that answered, for the access log
+	upstreamTime time.Duration
+
+	start   time.Time     // when the request arrived
+	send    time.Duration // Limits.SendTimeout; 0: none
+	total   time.Duration // Limits.WriteTimeout, counted from start; 0: none
+	idle    time.Duration // Limits.IdleTimeout, for hijacked connections
+	unarmed int           // bytes written since the deadline was last checked
+	lastArm time.Time     // when the deadline was last moved
+
+	// The slots the request holds, given back by releaseSlots.
+	gate    *gate
+	perIP   *ipSlots
+	slot    *ipSlot
+	slotKey netip.Addr
+}
+
+// releaseSlots gives back the concurrency slots the request holds: when it
+// ends, or when its connection is hijacked (a WebSocket is bounded by the
+// connection caps, not the request caps, for as long as it lives).
+func (rec *recorder) releaseSlots() {
+	if rec.gate != nil {
+		rec.gate.release()
+		rec.gate = nil
+	}
+	if rec.slot != nil {
+		rec.perIP.release(rec.slotKey, rec.slot)
+		rec.slot, rec.perIP = nil, nil
+	}
+}
+
+// use labels the request with route c and, for a streaming route, trades
+// the whole-request deadlines for SendTimeout measured from each
+// progress, both ways.
+func (rec *recorder) use(c *compiledRoute, r *http.Request) {
+	st := c.stats.Load()
+	if st == nil || st.m != rec.srv.metrics {
+		st = rec.srv.metrics.route(c.name)
+		c.stats.Store(st)
+	}
+	rec.route = st
+	if c.stream && rec.send > 0 {
+		rec.total = 0
+		rc := http.NewResponseController(rec.ResponseWriter)
+		rc.SetWriteDeadline(time.Time{})
+		if r.Body != nil && r.Body != http.NoBody {
+			rc.SetReadDeadline(time.Time{})
+			r.Body = &progressReader{ReadCloser: r.Body, rc: rc, send: rec.send}
+		}
+	}
+}
+
+// NoteUpstream records the upstream that answered and how long it took,
+// for the access log (the reverse proxy calls it).
+func (rec *recorder) NoteUpstream(name string, d time.Duration) {
+	rec.upstream, rec.upstreamTime = name, d
+}
+
+// SetWriteDeadline sets the write deadline, as http.ResponseController
+// does; the zero time lifts WriteTimeout for the rest of the response
+// (SendTimeout still applies to each stall).
+func (rec *recorder) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() {
+		rec.total = 0
+	} else {
+		rec.total = t.Sub(rec.start)
+	}
+	return http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(t)
+}
+
+// progressReader moves the read deadline to SendTimeout from now as the
+// request body comes in, at most four times per SendTimeout: an upload
+// may take as long as it keeps moving.
+type progressReader struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	send    time.Duration
+	lastArm time.Time
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(p.lastArm) >= p.send/4 {
+		p.lastArm = now
+		p.rc.SetReadDeadline(now.Add(p.send))
+	}
+	return p.ReadCloser.Read(b)
+}
+
+// armAfter is how many bytes may be written before the write deadline is
+// moved: less than net/http buffers (4 KiB), so a write that can block on
+// the client always has a deadline measured from recent progress.
+const armAfter = 2 << 10
+
+// progress is called before writing n bytes. It moves the write deadline
+// to SendTimeout from now (but no later than WriteTimeout from the start),
+// at most four times per SendTimeout: a client that stops reading gets its
+// request cut SendTimeout after the last write that went through, and its
+// slots back, not only when the whole response's time is up.
+func (rec *recorder) progress(n int) {
+	if rec.send <= 0 {
+		return
+	}
+	if rec.unarmed += n; rec.unarmed < armAfter {
+		return
+	}
+	rec.unarmed = 0
+	now := time.Now()
+	if now.Sub(rec.lastArm) < rec.send/4 {
+		return
+	}
+	rec.lastArm = now
+	d := now.Add(rec.send)
+	if end := rec.start.Add(rec.total); rec.total > 0 && end.Before(d) {
+		d = end
+	}
+	http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(d)
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	if rec.status == 0 {
+		rec.status = code
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(p []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	rec.progress(len(p))
+	n, err := rec.ResponseWriter.Write(p)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// WriteString writes without converting s to a byte slice when the
+// underlying writer can (net/http's does).
+func (rec *recorder) WriteString(s string) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	rec.progress(len(s))
+	var n int
+	var err error
+	if sw, ok := rec.ResponseWriter.(io.StringWriter); ok {
+		n, err = sw.WriteString(s)
+	} else {
+		n, err = rec.ResponseWriter.Write([]byte(s))
+	}
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// Flush sends what is buffered to the client (for streaming responses).
+func (rec *recorder) Flush() {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	rec.progress(armAfter)
+	http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over, for WebSockets over HTTP/1.1.
+// The request's slots are given back, and the connection gets
+// IdleTimeout measured from each read and each write in place of the
+// server's whole-request deadlines.
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
+	if err != nil {
+		return c, rw, err
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusSwitchingProtocols
+	}
+	rec.releaseSlots()
+	c.SetDeadline(time.Time{})
+	return &idleConn{Conn: c, idle: rec.idle}, rw, nil
+}
+
+// idleConn is a hijacked connection that ends after idle without progress
+// in either direction.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	if c.idle > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *idleConn) Write(b []byte) (int, error) {
+	if c.idle > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
