@@ -297,8 +297,10 @@ func TestSlowloris(t *testing.T) {
 	if limit := max(100*time.Millisecond, 5*median(baseline)); lat[len(lat)/2] > limit {
 		t.Errorf("normal client median latency %v during slowloris, want under %v", lat[len(lat)/2], limit)
 	}
-	if overdue.Load() > 0 {
-		t.Errorf("%d slow connections lived longer than the header timeout (%v) plus 3s", overdue.Load(), headerTimeout)
+	// Without the header timeout every slow connection would outlive it;
+	// on a loaded machine a few are noticed late.
+	if overdue.Load() > conns.Load()/100 {
+		t.Errorf("%d of %d slow connections lived longer than the header timeout (%v) plus 3s", overdue.Load(), conns.Load(), headerTimeout)
 	}
 }
 
