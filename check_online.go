@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +44,10 @@ func onlineChecks(ctx context.Context, cfg *Config, hosts []string, resolver str
 		report(err == nil, "acme directory %s%s", cfg.TLS.ACME.Directory, hint(err))
 		err = checkWritable(cfg.DataDir)
 		report(err == nil, "data_dir %s writable%s", cfg.DataDir, hint(err))
+	}
+	for _, u := range upstreams(cfg) {
+		err := dialUpstream(ctx, u)
+		report(err == nil, "upstream %s%s", u, upstreamHint(err))
 	}
 	r := net.DefaultResolver
 	if resolver != "" {
@@ -147,4 +153,49 @@ func anyPublic(addrs []netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// upstreams lists every proxy route's upstreams once.
+func upstreams(cfg *Config) []string {
+	var out []string
+	for _, r := range cfg.Routes {
+		if r.Proxy == nil {
+			continue
+		}
+		for _, u := range r.Proxy.Upstreams {
+			if !slices.Contains(out, u) {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// dialUpstream connects to an upstream (validated already) and hangs up.
+func dialUpstream(ctx context.Context, upstream string) error {
+	network, addr := "unix", strings.TrimPrefix(upstream, "unix:")
+	if u, err := url.Parse(upstream); err == nil && u.Scheme == "http" {
+		network, addr = "tcp", u.Host
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func upstreamHint(err error) string {
+	if err == nil {
+		return " answers"
+	}
+	h := "check the address, and that the app is running"
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, os.ErrNotExist):
+		h = "nothing listens there: start the app (e.g. gunicorn --bind ...) or fix the address"
+	case errors.Is(err, os.ErrPermission):
+		h = "httpsd may not connect to the socket: give its user access (group and mode of the socket)"
+	}
+	return ": " + err.Error() + "; hint: " + h
 }

@@ -18,12 +18,14 @@ import (
 // Config is httpsd's configuration: config.yaml, then HTTPSD_* environment
 // variables on top. defaultConfig gives every default.
 type Config struct {
-	Hosts   []string
-	Listen  ListenConfig
-	DataDir string
-	TLS     TLSConfig
-	Limits  LimitsConfig
-	Log     LogConfig
+	Hosts          []string
+	TrustedProxies []string // CIDRs or addresses whose X-Forwarded-For is believed
+	Routes         []RouteConfig
+	Listen         ListenConfig
+	DataDir        string
+	TLS            TLSConfig
+	Limits         LimitsConfig
+	Log            LogConfig
 
 	// origin maps a key ("tls.source") to where its value came from
 	// ("config.yaml:7" or "env HTTPSD_TLS_SOURCE"), for error messages.
@@ -235,6 +237,15 @@ func (c *Config) normalize() {
 	}
 	if len(c.TLS.Certificates) == 0 {
 		c.TLS.Certificates = nil
+	}
+	if len(c.TrustedProxies) == 0 {
+		c.TrustedProxies = nil
+	}
+	if len(c.Routes) == 0 {
+		c.Routes = nil
+	}
+	for i := range c.Routes {
+		c.Routes[i].Host = strings.ToLower(strings.TrimSuffix(c.Routes[i].Host, "."))
 	}
 	switch c.TLS.ACME.Directory {
 	case "letsencrypt":

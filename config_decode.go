@@ -23,6 +23,7 @@ type field struct {
 func (c *Config) fields() []field {
 	return []field{
 		listField("hosts", &c.Hosts),
+		listField("trusted_proxies", &c.TrustedProxies),
 		stringField("listen.https", &c.Listen.HTTPS),
 		stringField("listen.http", &c.Listen.HTTP),
 		intField("listen.public_https_port", &c.Listen.PublicHTTPSPort),
@@ -200,6 +201,8 @@ func (d *decoder) mapping(prefix string, n *yaml.Node) {
 			d.mapping(key+".", v)
 		case key == "tls.certificates":
 			d.certificates(key, v)
+		case key == "routes":
+			d.routes(key, v)
 		default:
 			f := d.field(key)
 			if f == nil {

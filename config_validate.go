@@ -65,6 +65,12 @@ func (c *Config) validate() []error {
 		bad("tls.min_version", `must be "1.2" or "1.3"; got %q`, c.TLS.MinVersion)
 	}
 	errs = append(errs, c.validateRanges()...)
+	errs = append(errs, c.validateRoutes()...)
+	for i, tp := range c.TrustedProxies {
+		if _, err := parsePrefix(tp); err != nil {
+			bad("trusted_proxies", "entry %d: %q is not an address or CIDR such as 10.0.0.0/8", i+1, tp)
+		}
+	}
 	if n := c.Limits.MaxHeaderBytes; n < 1024 || n > 1<<20 {
 		bad("limits.max_header_bytes", "must be from 1024 to 1048576; got %d", n)
 	}

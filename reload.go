@@ -30,12 +30,21 @@ func (d *daemon) reload() {
 	}
 	keepRestartOnly(old, cfg)
 
+	fail := func(problem string) {
+		d.reloads.failure.Inc()
+		d.logger.Error("config reload failed; keeping the running config", "problem", problem)
+	}
+	next, err := buildApp(cfg, d.logger, d.pm)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
 	hosts := d.src.hosts
 	switch {
 	case d.src.files != nil:
 		if err := d.src.files.SetPairs(certPairs(cfg.TLS.Certificates), time.Now()); err != nil {
-			d.reloads.failure.Inc()
-			d.logger.Error("config reload failed; keeping the running config", "problem", strings.ReplaceAll(err.Error(), "\n", "; "))
+			next.close()
+			fail(strings.ReplaceAll(err.Error(), "\n", "; "))
 			d.src.files.SetPairs(certPairs(old.TLS.Certificates), time.Now())
 			return
 		}
@@ -45,8 +54,8 @@ func (d *daemon) reload() {
 		if !reflect.DeepEqual(hosts, d.src.hosts) {
 			set, err := certs.LocalCA(cfg.DataDir, hosts, time.Now())
 			if err != nil {
-				d.reloads.failure.Inc()
-				d.logger.Error("config reload failed; keeping the running config", "problem", err)
+				next.close()
+				fail(err.Error())
 				return
 			}
 			d.src.set.Store(set)
@@ -54,7 +63,10 @@ func (d *daemon) reload() {
 	}
 	d.src.hosts = hosts
 	d.level.Set(logLevels[cfg.Log.Level])
+	prev := d.app
+	d.app = next
 	d.srv.Update(d.serverOptions(cfg, hosts))
+	prev.close() // requests in flight finish on the old routes and upstreams
 	d.cfg = cfg
 	d.reloads.success.Inc()
 	d.logger.Info("config reloaded", "hosts", strings.Join(hosts, ","))

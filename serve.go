@@ -19,6 +19,7 @@ import (
 
 	"github.com/httpsd/httpsd/certs"
 	"github.com/httpsd/httpsd/metrics"
+	"github.com/httpsd/httpsd/proxy"
 	"github.com/httpsd/httpsd/server"
 )
 
@@ -31,11 +32,13 @@ type daemon struct {
 	reg       *metrics.Registry
 	reloads   reloadCounters
 
-	mu  sync.Mutex // guards cfg and src.hosts during reloads
+	mu  sync.Mutex // guards cfg, src.hosts and app during reloads
 	cfg *Config
 	src *certSource
 	srv *server.Server
-	up  bool // listeners serving; guarded by mu
+	app *app           // the routes' handler and proxies
+	pm  *proxy.Metrics // the proxies' series
+	up  bool           // listeners serving; guarded by mu
 
 	fdLimit uint64 // open file limit after raising it; 0 where there is none
 }
@@ -57,6 +60,7 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	go logs.run(logCtx)
 	now := time.Now()
 	d.reloads = registerMetrics(d.reg, d, logs, now)
+	d.pm = proxy.NewMetrics(d.reg)
 
 	var lns *listeners
 	err := interruptible(ctx, func() error {
@@ -65,6 +69,9 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 			return usageError{err}
 		}
 		d.src = src
+		if d.app, err = buildApp(cfg, d.logger, d.pm); err != nil {
+			return usageError{err}
+		}
 		lns, err = listen(cfg.Listen)
 		return err
 	})
@@ -72,10 +79,12 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 		if err == nil {
 			d.logger.Info("stopped during start-up")
 		}
+		d.app.close()
 		flushWithin(logs, time.Second)
 		return err
 	}
 	defer lns.close()
+	defer func() { d.app.close() }()
 	for _, w := range keyPermWarnings(cfg) {
 		d.logger.Warn(w)
 	}
@@ -274,9 +283,11 @@ func (d *daemon) ready() error {
 func (d *daemon) serverOptions(cfg *Config, hosts []string) server.Options {
 	l := cfg.Limits
 	return server.Options{
-		Hosts:      hosts,
-		HSTSMaxAge: hstsMaxAge(cfg.TLS),
-		AccessLog:  cfg.Log.Access,
+		Handler:        d.app.handler(),
+		TrustedProxies: trustedPrefixes(cfg.TrustedProxies),
+		Hosts:          hosts,
+		HSTSMaxAge:     hstsMaxAge(cfg.TLS),
+		AccessLog:      cfg.Log.Access,
 		Limits: server.Limits{
 			ReadHeaderTimeout: l.ReadHeaderTimeout,
 			ReadTimeout:       l.ReadTimeout,

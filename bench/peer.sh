@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # peer.sh start|stop DIR: runs httpsd as a compare.sh peer from a folder
-# holding `port` and `env` (HTTPSD_* settings, one KEY=VALUE a line): files
+# holding `port`, `env` (HTTPSD_* settings, one KEY=VALUE a line) and
+# optionally `routes.yaml` (appended to the config): files
 # source with the rig's $CERT and $KEY on 127.0.0.1:PORT, pinned with
 # $PIN_PREFIX, its pid and log under $RUN_ROOT/<folder name>.
 set -euo pipefail
@@ -22,6 +23,8 @@ tls:
   source: files
   certificates: [{cert: "$CERT", key: "$KEY"}]
 YAML
+# A routes.yaml in the folder adds routes (the proxy peers).
+[ -s "$DIR/routes.yaml" ] && RUN_ROOT=$RUN_ROOT envsubst '${RUN_ROOT}' <"$DIR/routes.yaml" >>"$D/config.yaml"
 set -a
 . "$DIR/env"
 set +a

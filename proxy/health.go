@@ -19,10 +19,13 @@ func (p *Proxy) checkHealth(ctx context.Context, u *upstream) {
 			return
 		}
 		u.mu.Lock()
-		changed := !u.activeKnown || u.activeOK != (err == nil)
+		wasUsable := u.activeOK && time.Now().After(u.downUntil)
+		changed := !u.activeKnown || wasUsable != (err == nil)
 		u.activeKnown, u.activeOK = true, err == nil
 		if err != nil {
 			u.lastErr = err
+		} else {
+			u.downUntil = time.Time{} // it answers: a passive mark ends too
 		}
 		u.mu.Unlock()
 		switch {

@@ -150,8 +150,9 @@ func (p *Proxy) Close() {
 
 // attempt is what one proxied request learnt about its upstream.
 type attempt struct {
-	u     *upstream
-	start time.Time
+	u        *upstream
+	start    time.Time
+	answered bool // u answered; it counts in u.inFlight until ServeHTTP ends
 }
 
 type attemptKey struct{}
@@ -170,6 +171,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	*a = attempt{}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
 	if a.u != nil {
+		if a.answered {
+			a.u.inFlight.Add(-1) // the response has been copied
+		}
 		noteUpstream(w, a.u.name, time.Since(a.start))
 	}
 	*a = attempt{}
@@ -297,7 +301,11 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := u.transport.RoundTrip(req)
 		if err == nil {
 			u.answered(resp.StatusCode, time.Since(start))
-			resp.Body = &doneBody{ReadCloser: resp.Body, u: u}
+			if a != nil {
+				a.answered = true
+			} else {
+				u.inFlight.Add(-1)
+			}
 			return resp, nil
 		}
 		u.inFlight.Add(-1)
@@ -318,28 +326,6 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// doneBody counts the request out of its upstream's in-flight requests
-// once the response body is closed.
-type doneBody struct {
-	io.ReadCloser
-	u    *upstream
-	once sync.Once
-}
-
-func (b *doneBody) Close() error {
-	b.once.Do(func() { b.u.inFlight.Add(-1) })
-	return b.ReadCloser.Close()
-}
-
-// Write lets a 101 Switching Protocols body (a WebSocket) be written to,
-// as ReverseProxy needs.
-func (b *doneBody) Write(p []byte) (int, error) {
-	if w, ok := b.ReadCloser.(io.Writer); ok {
-		return w.Write(p)
-	}
-	return 0, errors.New("proxy: response body is not writable")
-}
-
 // Addr returns the upstreams' addresses, for logs.
 func (p *Proxy) Addr() []string {
 	out := make([]string, len(p.ups))
@@ -349,10 +335,18 @@ func (p *Proxy) Addr() []string {
 	return out
 }
 
-// bufferPool reuses ReverseProxy's 32 KiB copy buffers.
+// bufferPool reuses ReverseProxy's copy buffers, held as array pointers
+// so that putting one back allocates nothing.
 type bufferPool struct{}
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+const copyBufferSize = 32 << 10
 
-func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*[copyBufferSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if len(b) == copyBufferSize {
+		copyBuffers.Put((*[copyBufferSize]byte)(b))
+	}
+}

@@ -110,3 +110,10 @@ func errKind(err error) string {
 	}
 	return "other"
 }
+
+// CheckUpstream reports what is wrong with an upstream address, or nil:
+// http://HOST:PORT or unix:/absolute/path.sock.
+func CheckUpstream(s string) error {
+	_, _, _, err := parseUpstream(s)
+	return err
+}

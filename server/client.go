@@ -1,8 +1,7 @@
 package server
 
 import (
-	"net"
-	"net/http"
+		"net/http"
 	"net/netip"
 	"strings"
 )
@@ -34,7 +33,7 @@ func (st *settings) clientAddr(r *http.Request) string {
 				return r.RemoteAddr // a malformed chain: believe only the peer
 			}
 			if !st.isTrusted(ip) {
-				return net.JoinHostPort(ip.Unmap().String(), "0")
+				return ip.Unmap().String()
 			}
 		}
 	}

@@ -123,13 +123,17 @@ func (r *ipRates) size() int {
 }
 
 // clientKey is the address rate limits and connection caps count by: the
-// IP, or its /64 for IPv6, where one client usually holds a whole /64.
+// IP of remote (IP:PORT or an IP), or its /64 for IPv6, where one client
+// usually holds a whole /64.
 func clientKey(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		ip = ap.Addr().Unmap()
+	} else if a, err := netip.ParseAddr(remote); err == nil { // from X-Forwarded-For
+		ip = a.Unmap()
+	} else {
 		return netip.Addr{}
 	}
-	ip := ap.Addr().Unmap()
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.Addr()
