@@ -487,3 +487,59 @@ func TestCheckUpstreams(t *testing.T) {
 		t.Errorf("httpsd check -online = exit %d:\n%s\nwant exit 1, ok for %s and FAIL for %s", code, out, app.upstream, dead)
 	}
 }
+
+// TestFilesRoute serves static files beside a proxied app, through httpsd
+// over real TLS: the files route wins for /static/, Range and 304 work,
+// precompressed siblings are chosen, escapes are 404.
+func TestFilesRoute(t *testing.T) {
+	app := startBottle(t, "unix")
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "app.css"), []byte("body { color: red }\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "app.css.br"), []byte("brotli bytes"), 0o644)
+	os.WriteFile(filepath.Join(root, ".env"), []byte("SECRET=1"), 0o644)
+	os.Symlink("/etc/passwd", filepath.Join(root, "passwd"))
+	p := startProxy(t, fmt.Sprintf(`hosts: [localhost]
+routes:
+  - {path: /static/*file, files: {root: %q, cache_control: "public, max-age=60"}}
+  - {path: /*, proxy: {upstreams: [%q]}}
+`, root, app.upstream))
+	req := func(path string, h map[string]string) (*http.Response, string) {
+		r, _ := http.NewRequest("GET", "https://localhost"+path, nil)
+		for k, v := range h {
+			r.Header.Set(k, v)
+		}
+		resp, err := p.client.Do(r)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	resp, body := req("/static/app.css", map[string]string{"Accept-Encoding": "identity"})
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || body != "body { color: red }\n" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") ||
+		resp.Header.Get("Cache-Control") != "public, max-age=60" || etag == "" || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Errorf("GET /static/app.css = %d %q %v, want the file with its type, ETag, Vary and Cache-Control", resp.StatusCode, body, resp.Header)
+	}
+	for _, tt := range []struct {
+		path   string
+		header map[string]string
+		status int
+		body   string
+	}{
+		{"/static/app.css", map[string]string{"Accept-Encoding": "br, gzip"}, 200, "brotli bytes"},
+		{"/static/app.css", map[string]string{"Accept-Encoding": "identity", "Range": "bytes=0-3"}, 206, "body"},
+		{"/static/app.css", map[string]string{"Accept-Encoding": "identity", "If-None-Match": etag}, 304, ""},
+		{"/static/.env", nil, 404, ""},
+		{"/static/passwd", nil, 404, ""},
+		{"/static/..%2f..%2fetc%2fpasswd", nil, 404, ""},
+		{"/static/%2e%2e/%2e%2e/etc/passwd", nil, 404, ""},
+		{"/hello/app", nil, 200, "<b>Hello app</b>!"}, // the proxied app
+	} {
+		resp, body := req(tt.path, tt.header)
+		if resp.StatusCode != tt.status || (tt.body != "" && body != tt.body) || strings.Contains(body, "root:") {
+			t.Errorf("GET %s %v = %d %q, want %d %q", tt.path, tt.header, resp.StatusCode, body, tt.status, tt.body)
+		}
+	}
+}

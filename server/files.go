@@ -54,7 +54,7 @@ type fileHandler struct {
 
 var _ http.Handler = (*fileHandler)(nil)
 
-var allowGetHead = []string{"GET, HEAD"}
+var allowFiles = []string{"GET, HEAD"}
 
 // Files returns a handler serving the files under opts.Root to GET and
 // HEAD requests (other methods get 405 with Allow: GET, HEAD), or an
@@ -116,7 +116,7 @@ func pathErr(err error) error {
 // ServeHTTP serves the file r asks for; see Files.
 func (h *fileHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header()["Allow"] = allowGetHead
+		w.Header()["Allow"] = allowFiles
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
