@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/httpsd/httpsd/certs"
+	"github.com/httpsd/httpsd/server"
 )
 
 // check validates what serve would load without creating anything and
@@ -47,6 +48,15 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 		}
 		if !exists {
 			fmt.Fprintf(stdout, "local CA: none yet; serve will create %s\n", filepath.Join(cfg.DataDir, certs.CACertFile))
+		}
+	}
+	for i, r := range cfg.Routes {
+		if r.Files == nil {
+			continue
+		}
+		if _, err := server.Files(server.FilesOptions{Root: r.Files.Root}); err != nil {
+			key := fmt.Sprintf("routes[%d]", i)
+			return usageError{cfg.errorAt(key, key+".files.root", "%v", err)}
 		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (source %s, hosts %s, https %s)\n", file, cfg.TLS.Source, strings.Join(hosts, ","), cfg.Listen.HTTPS)
