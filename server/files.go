@@ -212,8 +212,29 @@ func (h *fileHandler) serveFile(w http.ResponseWriter, r *http.Request, root *os
 	hdr.Set("Content-Type", ctype)
 	hdr.Set("Content-Encoding", enc)
 	hdr.Set("Etag", etag(cfi, enc))
-	// ServeContent leaves Content-Length out when Content-Encoding is set
-	// (for handlers that compress on the fly); these bytes are final.
-	hdr.Set("Content-Length", strconv.FormatInt(cfi.Size(), 10))
-	http.ServeContent(w, r, name, cfi.ModTime(), cf)
+	http.ServeContent(&encodedWriter{ResponseWriter: w, size: cfi.Size()}, r, name, cfi.ModTime(), cf)
 }
+
+// encodedWriter completes what http.ServeContent writes for a
+// precompressed file. ServeContent leaves Content-Length out of a 200 when
+// Content-Encoding is set (for handlers that compress on the fly), but
+// these bytes are final; and it keeps Content-Encoding on a 412, which
+// has no body. Setting the header beforehand would declare a length for
+// the empty 412.
+type encodedWriter struct {
+	http.ResponseWriter
+	size int64
+}
+
+func (w *encodedWriter) WriteHeader(code int) {
+	switch {
+	case code == http.StatusOK:
+		w.Header().Set("Content-Length", strconv.FormatInt(w.size, 10))
+	case code >= 400:
+		w.Header().Del("Content-Encoding")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *encodedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

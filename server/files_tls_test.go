@@ -47,6 +47,8 @@ func TestFilesOverTLS(t *testing.T) {
 				{"GET", "/static/css/site.css", []string{"Range", "bytes=20-", "Accept-Encoding", "identity"}, 416, "*", map[string]string{"Content-Range": "bytes */20"}, false},
 				{"GET", "/static/css/site.css", []string{"If-None-Match", etag, "Accept-Encoding", "identity"}, 304, "", map[string]string{"Etag": etag}, false},
 				{"GET", "/static/css/site.css", []string{"If-Modified-Since", "Tue, 02 Jan 2024 03:04:05 GMT", "Accept-Encoding", "identity"}, 304, "", nil, false},
+				{"GET", "/static/css/site.css", []string{"If-Match", `"stale"`, "Accept-Encoding", "br"}, 412, "", map[string]string{"Content-Encoding": ""}, false},
+				{"GET", "/static/css/site.css", []string{"If-Match", filesETag(siteCSSBr, "br"), "Accept-Encoding", "br"}, 200, siteCSSBr, nil, false},
 				{"GET", "/static/", nil, 200, "<h1>home</h1>\n", map[string]string{"Content-Type": "text/html; charset=utf-8"}, false},
 				{"GET", "/static/sub", nil, 301, "", map[string]string{"Location": "sub/"}, false},
 				{"GET", "/static/link.css", []string{"Accept-Encoding", "identity"}, 200, siteCSS, nil, false},
