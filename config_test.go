@@ -168,3 +168,22 @@ func TestEnvName(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxConnsFromFileLimit(t *testing.T) {
+	for _, tt := range []struct {
+		configured int
+		fdLimit    uint64
+		want       int
+	}{
+		{0, 1024, 1024 - 64 - 128},
+		{0, 0, 0},                  // no limit to derive from (Windows): no cap
+		{500, 0, 500},              // as configured
+		{500, 1024, 500},           // below what the limit allows
+		{5000, 300, 300 - 64 - 37}, // above: lowered, the reserve kept
+		{0, 50, 16},
+	} {
+		if got := maxConns(tt.configured, tt.fdLimit); got != tt.want {
+			t.Errorf("maxConns(%d, fd limit %d) = %d, want %d", tt.configured, tt.fdLimit, got, tt.want)
+		}
+	}
+}

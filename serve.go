@@ -265,6 +265,10 @@ func (d *daemon) logStart(lns *listeners) {
 		attrs = append(attrs, "try", tryCommand(d.cfg.DataDir, d.src.hosts, lns.https.Addr()))
 	}
 	d.logger.Info("httpsd serving", attrs...)
+	if c := d.cfg.Limits.MaxConns; c > 0 && maxConns(c, d.fdLimit) < c {
+		d.logger.Warn("limits.max_conns is more than the open file limit allows; lowered", "max_conns", c,
+			"fd_limit", d.fdLimit, "lowered_to", maxConns(c, d.fdLimit), "fix", "raise the limit (LimitNOFILE=, ulimit -n) or lower limits.max_conns")
+	}
 }
 
 // ready is the admin /readyz check: listeners up and a valid certificate
@@ -307,19 +311,24 @@ func (d *daemon) serverOptions(cfg *Config, hosts []string) server.Options {
 	}
 }
 
-// maxConns is limits.max_conns, or when that is 0 a cap derived from the
-// open file limit: what is left after a reserve for the admin listener,
-// ACME, certificate and log files (64 and an eighth). 0 where there is no
-// limit to derive it from.
+// maxConns is limits.max_conns, or when that is 0 (or more than the file
+// limit allows) a cap derived from the open file limit: what is left after
+// a reserve for the admin listener, ACME, certificate and log files (64
+// and an eighth). Where there is no limit to derive it from, the
+// configured value (0: none).
 func maxConns(configured int, fdLimit uint64) int {
-	if configured > 0 || fdLimit == 0 {
+	if fdLimit == 0 {
 		return configured
 	}
 	reserve := 64 + fdLimit/8
-	if fdLimit <= reserve+16 {
-		return 16
+	derived := 16
+	if fdLimit > reserve+16 {
+		derived = int(min(fdLimit-reserve, 10_000_000))
 	}
-	return int(min(fdLimit-reserve, 10_000_000))
+	if configured > 0 && configured < derived {
+		return configured
+	}
+	return derived // a configured value above what the file limit allows is lowered (logged at start)
 }
 
 // hstsMaxAge applies the source's default to tls.hsts_max_age: two years

@@ -16,54 +16,79 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// TestHTTP2SlotStarvation is the outside review's first attack: one
-// address opens 5 HTTP/2 connections of 250 streams each with a flow
-// control window of 0, every stream on a name that escapes to 18 KB, so
-// that every handler blocks in Write. The per-client cap keeps it to its
-// share of the concurrency cap, and the progress deadline gives its slots
-// back; a client from another address is served throughout.
+// TestHTTP2SlotStarvation plays the attacks of the outside reviews:
+// HTTP/2 connections with a flow-control window of 0 whose streams never
+// get their answers. Their streams are bounded per client (2 × the
+// per-client cap; more are reset at once) and cut SendTimeout after their
+// last progress; the concurrency cap's slots are not held by writes to the
+// network; a client from another address is served throughout.
 func TestHTTP2SlotStarvation(t *testing.T) {
+	long := "/hello/" + strings.Repeat("'", 3000) // escapes to 18 KB
+	for _, tt := range []struct {
+		name                  string
+		addrs, conns, streams int
+		path                  string
+	}{
+		// The first review: 1 address, 5 × 250 streams, 18 KB answers
+		// that block the handler in Write (before: 19 of 20 requests of
+		// another client got 503, 1024 slots taken).
+		{"one address, long answers", 1, 5, 250, long},
+		// The second: short answers, written after the handler returned,
+		// from many connections (before: 25,600 streams and 363 MB held
+		// by one address for 30s).
+		{"one address, short answers, many connections", 1, 40, 100, "/hello/x"},
+		// 11 addresses at their per-client cap would fill 1024 slots
+		// (before: 0 of 5 requests answered).
+		{"eleven addresses, long answers", 11, 1, 100, long},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			starve(t, tt.addrs, tt.conns, tt.streams, tt.path)
+		})
+	}
+}
+
+func starve(t *testing.T, addrs, conns, streams int, path string) {
 	reg := new(metrics.Registry)
 	const perIP = 100
 	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConcurrent: 1024, MaxRequestsPerIP: perIP,
-		QueueTimeout: 100 * time.Millisecond, SendTimeout: 2 * time.Second, WriteTimeout: time.Minute}}, nil)
+		QueueTimeout: 100 * time.Millisecond, SendTimeout: 5 * time.Second, WriteTimeout: time.Minute}}, nil)
 	normal := ts.clientFrom("127.0.0.2")
 	baseline, failed := timedGets(normal, ts.url+"/hello/normal", 10)
 	if failed > 0 {
 		t.Fatalf("%d of 10 requests failed before the attack", failed)
 	}
-
-	path := "/hello/" + strings.Repeat("'", 3000)
 	var wg sync.WaitGroup
-	for range 5 {
-		h := dialH2(t, ts.addr, "127.0.0.1", http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-		go h.discard()
-		wg.Go(func() {
-			for range 250 {
-				if _, err := h.get(path); err != nil {
-					return
+	for a := range addrs {
+		for range conns {
+			h := dialH2(t, ts.addr, fmt.Sprintf("127.0.1.%d", 10+a), http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+			go h.discard()
+			wg.Go(func() {
+				for range streams {
+					if _, err := h.get(path); err != nil {
+						return
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 	wg.Wait()
-	inFlight := func() float64 { v, _ := reg.Value("httpsd_http_requests_in_flight", nil); return v }
-	if !eventually(10*time.Second, func() bool { return inFlight() >= perIP }) {
-		t.Fatalf("in flight = %v during the attack, want the attacker at its cap of %d", inFlight(), perIP)
+	inFlight := func() float64 { v, _ := reg.Value("httpsd_http2_streams_open", nil); return v }
+	want := float64(min(addrs*conns*streams, addrs*2*perIP))
+	if !eventually(10*time.Second, func() bool { return inFlight() >= want*0.9 }) {
+		t.Fatalf("%v streams open during the attack, want about %v", inFlight(), want)
 	}
-
 	slots := func() int { return len(ts.live.Load().gate.slots) }
 	lat, failed := timedGets(normal, ts.url+"/hello/normal", 20)
-	peak := slots()
-	t.Logf("under attack: %d answered and %d failed of 20, latency median %v, max %v (before the attack: median %v); slots taken %d",
-		len(lat), failed, median(lat), maxOf(lat), median(baseline), peak)
+	peakSlots, peakInFlight := slots(), inFlight()
+	t.Logf("under attack: %d answered and %d failed of 20, latency median %v, max %v (before the attack: median %v); %v streams open, %d slots taken",
+		len(lat), failed, median(lat), maxOf(lat), median(baseline), peakInFlight, peakSlots)
 	if failed > 0 {
 		t.Errorf("%d of 20 requests from another address failed under the attack, want 0", failed)
 	}
 	// Under 100ms (or, on a machine so loaded that it was slow before
 	// the attack, within 10 times what it took then); a loaded 2-core
 	// machine under the race detector pauses now and then, so a few may
-	// be late, by less than a second. Before the fix, 19 of 20 got 503.
+	// be late, by less than a second.
 	limit := max(100*time.Millisecond, 10*median(baseline))
 	slow := 0
 	for _, d := range lat {
@@ -75,16 +100,21 @@ func TestHTTP2SlotStarvation(t *testing.T) {
 		t.Errorf("%d of 20 requests from another address took over %v under the attack (median %v, slowest %v); want the median under it, at most 5 over it, none over 1s",
 			slow, limit, median(lat), maxOf(lat))
 	}
-	if peak > perIP+1 { // +1: the normal client's own request
-		t.Errorf("%d of the concurrency cap's slots taken under the attack, want at most the per-client cap %d", peak, perIP)
+	if peakInFlight > float64(addrs*2*perIP+1) {
+		t.Errorf("%v streams open under the attack, want at most %d (2 × the per-client cap per address)", peakInFlight, addrs*2*perIP)
 	}
-	// The attacker never reads: its requests are cut SendTimeout after
-	// their last progress, and their slots come back.
+	if peakSlots > perIP+1 {
+		t.Errorf("%d of the concurrency cap's slots taken under the attack, want at most the per-client cap %d", peakSlots, perIP)
+	}
+	// The attacker never reads: its streams are cut SendTimeout after
+	// their last progress.
 	if !eventually(15*time.Second, func() bool { return inFlight() == 0 && slots() == 0 }) {
-		t.Errorf("in flight = %v, slots taken %d after the send timeout, want 0: requests blocked on a client that does not read keep their slots", inFlight(), slots())
+		t.Errorf("%v streams open, %d slots taken after the send timeout, want 0: streams blocked on a client that does not read live on", inFlight(), slots())
 	}
-	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "requests_per_ip"}); got <= 0 {
-		t.Errorf("httpsd_rejections_total{reason=requests_per_ip} = %v, want the attacker's extra requests counted", got)
+	if addrs*conns*streams > addrs*2*perIP {
+		if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "streams_per_ip"}); got <= 0 {
+			t.Errorf("httpsd_rejections_total{reason=streams_per_ip} = %v, want the attacker's extra streams counted", got)
+		}
 	}
 }
 
@@ -161,29 +191,91 @@ func TestMaxConns(t *testing.T) {
 		t.Errorf("httpsd_rejections_total{reason=max_conns} = %v with idle connections to close, want 0", got)
 	}
 
-	// Connections that never finish their handshake are not idle: at the
-	// cap they are kept, and a new connection is refused.
+	// Connections in the middle of a request are neither idle nor
+	// silent: at the cap (and the small reserve for loopback) they are
+	// kept, and a new connection is refused.
 	for _, c := range idle {
 		c.Close()
 	}
 	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == 0 }) {
 		t.Fatalf("%d connections open after the clients closed them all", ts.OpenConns())
 	}
-	for i := range maxConns {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 20+i%3))}}
+	reg = new(metrics.Registry)
+	busy := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConns: maxConns}}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			<-r.Context().Done()
+		}
+	}))
+	for i := range maxConns + loopbackReserve {
+		c, err := keepAlive(t, busy.addr, fmt.Sprintf("127.0.0.%d", 20+i%3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: localhost\r\n\r\n") // never answered
+	}
+	if !eventually(5*time.Second, func() bool { return busy.OpenConns() == maxConns+loopbackReserve }) {
+		t.Fatalf("%d connections open, want %d", busy.OpenConns(), maxConns+loopbackReserve)
+	}
+	time.Sleep(2 * freshGrace) // busy connections are not evicted however old
+	if _, err := busy.clientFrom("127.0.0.2").Get(busy.url + "/hello/refused"); err == nil {
+		t.Error("GET with the cap full of busy connections succeeded, want the connection refused")
+	}
+	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "max_conns"}); got < 1 {
+		t.Errorf("httpsd_rejections_total{reason=max_conns} = %v, want the refused connection counted", got)
+	}
+}
+
+// TestSilentConnections: connections that never bring a request (silent
+// TCP, stalled handshakes) cost an attacker nothing. One address may hold
+// only freshPerIP of them; and when they fill the connection cap from many
+// addresses, the oldest are closed to let a new client in.
+func TestSilentConnections(t *testing.T) {
+	reg := new(metrics.Registry)
+	ts := newTestServer(t, Options{Metrics: reg}, nil)
+	silent := func(ts *testServer, from string) {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 		c, err := d.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
 	}
-	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == maxConns }) {
-		t.Fatalf("%d connections open, want %d", ts.OpenConns(), maxConns)
+	// One address, more silent connections than it may hold.
+	for range freshPerIP + 10 {
+		silent(ts, "127.0.3.1")
 	}
-	if _, err := ts.clientFrom("127.0.0.2").Get(ts.url + "/hello/refused"); err == nil {
-		t.Error("GET with the cap full of busy connections succeeded, want the connection refused")
+	if !eventually(5*time.Second, func() bool {
+		return counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "conn_per_ip"}) >= 10
+	}) {
+		t.Errorf("silent connections from one address beyond %d were not refused (open %d)", freshPerIP, ts.OpenConns())
 	}
-	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "max_conns"}); got < 1 {
-		t.Errorf("httpsd_rejections_total{reason=max_conns} = %v, want the refused connection counted", got)
+	if n := ts.OpenConns(); n > freshPerIP {
+		t.Errorf("%d silent connections from one address open, want at most %d", n, freshPerIP)
+	}
+
+	// Many addresses fill the cap with silent connections; a new client
+	// still gets in, the oldest silent connection making room.
+	const maxConns = 40
+	ts = newTestServer(t, Options{Metrics: new(metrics.Registry), Limits: Limits{MaxConns: maxConns}}, nil)
+	for i := range maxConns + loopbackReserve {
+		silent(ts, fmt.Sprintf("127.0.3.%d", 10+i%8))
+	}
+	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == maxConns+loopbackReserve }) {
+		t.Fatalf("%d connections open, want the cap %d and the loopback reserve", ts.OpenConns(), maxConns+loopbackReserve)
+	}
+	client := ts.clientFrom("127.0.0.2")
+	ok := eventually(10*time.Second, func() bool {
+		resp, err := client.Get(ts.url + "/hello/new")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if !ok {
+		t.Errorf("a new client never got in with the cap full of silent connections")
+	}
+	if n := ts.OpenConns(); n > maxConns+loopbackReserve {
+		t.Errorf("%d connections open, want at most the cap %d and the loopback reserve", n, maxConns)
 	}
 }

@@ -11,54 +11,80 @@ import (
 
 // connTracker counts the open connections of one or more listeners: at
 // most max in all and maxPerIP per client address. When the total is
-// reached it closes the connections that have been idle longest (keep-
-// alive connections between requests, HTTP/2 connections without
-// streams), as nginx does, so that new clients are served; only when
-// none is idle is a new connection refused.
+// reached it makes room by closing the connections that have been idle
+// longest (keep-alive connections between requests, HTTP/2 connections
+// without streams), as nginx does, and then the oldest that have not
+// brought a request in a second (silent connections, stalled handshakes,
+// which cost an attacker nothing); only when neither exists is a new
+// connection refused. Connections that have not brought a request yet are
+// also capped per client address (freshPerIP), and a few connections from
+// loopback (the health probe, a local admin) get in above the cap.
 type connTracker struct {
 	max      atomic.Int64 // 0 or less: no cap
 	maxPerIP atomic.Int64 // 0 or less: no cap
 	refused  func(reason string)
+	now      func() time.Time
 
-	mu    sync.Mutex
-	n     int
-	perIP map[netip.Addr]int
-	idle  idleList // oldest first
+	mu         sync.Mutex
+	n          int
+	perIP      map[netip.Addr]int
+	freshPerIP map[netip.Addr]int
+	idle       connList // idle connections, oldest first
+	fresh      connList // connections without a request yet, oldest first
 }
+
+// Tracker limits besides max and maxPerIP.
+const (
+	drainBatch      = 32          // connections closed at once to make room
+	freshPerIP      = 64          // connections without a request yet, per client address
+	freshGrace      = time.Second // a new connection's time to bring a request before it may be evicted
+	loopbackReserve = 8           // loopback connections allowed above max
+	// trackedConn states and lists.
+	stateFresh, stateIdle, stateBusy, stateClosed = 1, 2, 3, 4
+	listNone, listIdle, listFr                    = 0, 1, 2
+)
 
 func newConnTracker(refused func(reason string)) *connTracker {
-	return &connTracker{refused: refused, perIP: map[netip.Addr]int{}}
+	return &connTracker{refused: refused, now: time.Now, perIP: map[netip.Addr]int{}, freshPerIP: map[netip.Addr]int{},
+		idle: connList{id: listIdle}, fresh: connList{id: listFr}}
 }
-
-// drainBatch is how many idle connections are closed at once when the
-// cap is reached, so that a burst of new clients does not close them one
-// accept at a time.
-const drainBatch = 32
 
 // admit counts c in, or closes it and returns nil when a cap refuses it.
 func (t *connTracker) admit(c net.Conn) *trackedConn {
 	key := clientKey(c.RemoteAddr().String())
 	max, perIP := t.max.Load(), t.maxPerIP.Load()
+	now := t.now()
 	t.mu.Lock()
-	if perIP > 0 && int64(t.perIP[key]) >= perIP {
+	reason := ""
+	var victims []*trackedConn
+	switch {
+	case perIP > 0 && int64(t.perIP[key]) >= perIP:
+		reason = "conn_per_ip"
+	case t.freshPerIP[key] >= freshPerIP:
+		reason = "conn_per_ip"
+	case max > 0 && int64(t.n) >= max && !(key.IsLoopback() && int64(t.n) < max+loopbackReserve):
+		victims = t.idle.take(drainBatch, time.Time{})
+		if len(victims) == 0 {
+			victims = t.fresh.take(drainBatch, now.Add(-freshGrace))
+		}
+		if len(victims) == 0 {
+			reason = "max_conns"
+		}
+	}
+	if reason != "" {
 		t.mu.Unlock()
 		c.Close()
-		t.refused("conn_per_ip")
+		t.refused(reason)
 		return nil
 	}
-	var victims []*trackedConn
-	if max > 0 && int64(t.n) >= max {
-		victims = t.idle.oldest(drainBatch)
-		if len(victims) == 0 {
-			t.mu.Unlock()
-			c.Close()
-			t.refused("max_conns")
-			return nil
-		}
+	for _, v := range victims {
+		t.delist(v) // release, at Close, counts it out
 	}
 	t.n++
 	t.perIP[key]++
-	tc := &trackedConn{Conn: c, t: t, key: key}
+	t.freshPerIP[key]++
+	tc := &trackedConn{Conn: c, t: t, key: key, since: now, state: stateFresh}
+	t.fresh.push(tc)
 	t.mu.Unlock()
 	for _, v := range victims {
 		v.Close()
@@ -71,7 +97,10 @@ func (t *connTracker) admit(c net.Conn) *trackedConn {
 // file descriptors.
 func (t *connTracker) drainIdle(n int) int {
 	t.mu.Lock()
-	victims := t.idle.oldest(n)
+	victims := t.idle.take(n, time.Time{})
+	for _, v := range victims {
+		t.delist(v)
+	}
 	t.mu.Unlock()
 	for _, v := range victims {
 		v.Close()
@@ -86,31 +115,56 @@ func (t *connTracker) open() int {
 	return t.n
 }
 
+// delist takes c off its list; t.mu is held.
+func (t *connTracker) delist(c *trackedConn) {
+	switch c.list {
+	case listIdle:
+		t.idle.remove(c)
+	case listFr:
+		t.fresh.remove(c)
+	}
+}
+
+// unlist takes c off its list and out of the per-address count of fresh
+// connections; t.mu is held.
+func (t *connTracker) unlist(c *trackedConn) {
+	t.delist(c)
+	if c.state == stateFresh {
+		if t.freshPerIP[c.key]--; t.freshPerIP[c.key] <= 0 {
+			delete(t.freshPerIP, c.key)
+		}
+	}
+}
+
 func (t *connTracker) release(c *trackedConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.idle.remove(c)
+	if c.state == stateClosed {
+		return
+	}
+	t.unlist(c)
+	c.state = stateClosed
 	t.n--
 	if t.perIP[c.key]--; t.perIP[c.key] <= 0 {
 		delete(t.perIP, c.key)
 	}
 }
 
-// setIdle records whether c is idle, from http.Server's ConnState hook.
-func (t *connTracker) setIdle(c *trackedConn, idle bool) {
+// setState records that c is idle or busy (it has brought a request).
+func (t *connTracker) setState(c *trackedConn, state int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c.closed {
+	if c.state == stateClosed {
 		return
 	}
-	t.idle.remove(c)
-	if idle {
-		c.idleSince = time.Now()
+	t.unlist(c)
+	c.state, c.since = state, t.now()
+	if state == stateIdle {
 		t.idle.push(c)
 	}
 }
 
-// connState is an http.Server.ConnState hook keeping the idle list.
+// connState is an http.Server.ConnState hook keeping the lists.
 func (t *connTracker) connState(c net.Conn, state http.ConnState) {
 	tc := trackedOf(c)
 	if tc == nil || tc.t != t {
@@ -118,9 +172,9 @@ func (t *connTracker) connState(c net.Conn, state http.ConnState) {
 	}
 	switch state {
 	case http.StateIdle:
-		t.setIdle(tc, true)
+		t.setState(tc, stateIdle)
 	case http.StateActive, http.StateHijacked:
-		t.setIdle(tc, false)
+		t.setState(tc, stateBusy)
 	}
 }
 
@@ -129,23 +183,17 @@ func (t *connTracker) connState(c net.Conn, state http.ConnState) {
 type trackedConn struct {
 	net.Conn
 	t   *connTracker
-	key netip.Addr // the client address the per-IP cap counts by
+	key netip.Addr // the client address the per-IP caps count by
 
 	// Guarded by t.mu:
-	closed     bool
-	idleSince  time.Time
-	prev, next *trackedConn // in t.idle while idle
-	inIdle     bool
+	state      int       // stateFresh, stateIdle, stateBusy, stateClosed
+	since      time.Time // when it entered its state
+	list       int       // the list it is on
+	prev, next *trackedConn
 }
 
 func (c *trackedConn) Close() error {
-	c.t.mu.Lock()
-	first := !c.closed
-	c.closed = true
-	c.t.mu.Unlock()
-	if first {
-		c.t.release(c)
-	}
+	c.t.release(c)
 	return c.Conn.Close()
 }
 
@@ -164,27 +212,23 @@ func trackedOf(c net.Conn) *trackedConn {
 	}
 }
 
-// idleList is a list of idle connections, oldest first.
-type idleList struct {
+// connList is a list of connections in the order they entered it.
+type connList struct {
 	head, tail *trackedConn
-	n          int
+	id         int // listIdle or listFr
 }
 
-func (l *idleList) push(c *trackedConn) {
-	c.prev, c.next, c.inIdle = l.tail, nil, true
+func (l *connList) push(c *trackedConn) {
+	c.prev, c.next, c.list = l.tail, nil, l.id
 	if l.tail != nil {
 		l.tail.next = c
 	} else {
 		l.head = c
 	}
 	l.tail = c
-	l.n++
 }
 
-func (l *idleList) remove(c *trackedConn) {
-	if !c.inIdle {
-		return
-	}
+func (l *connList) remove(c *trackedConn) {
 	if c.prev != nil {
 		c.prev.next = c.next
 	} else {
@@ -195,16 +239,17 @@ func (l *idleList) remove(c *trackedConn) {
 	} else {
 		l.tail = c.prev
 	}
-	c.prev, c.next, c.inIdle = nil, nil, false
-	l.n--
+	c.prev, c.next, c.list = nil, nil, listNone
 }
 
-// oldest takes up to n connections off the front of the list.
-func (l *idleList) oldest(n int) []*trackedConn {
+// take returns up to n connections from the front of the list that
+// entered it before the zero time or before, leaving them on it.
+func (l *connList) take(n int, before time.Time) []*trackedConn {
 	var out []*trackedConn
-	for l.head != nil && len(out) < n {
-		c := l.head
-		l.remove(c)
+	for c := l.head; c != nil && len(out) < n; c = c.next {
+		if !before.IsZero() && !c.since.Before(before) {
+			break
+		}
 		out = append(out, c)
 	}
 	return out

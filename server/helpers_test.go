@@ -65,7 +65,8 @@ func timedGets(client *http.Client, url string, n int) (lat []time.Duration, fai
 // h2Raw is an HTTP/2 client connection driven frame by frame, for attacks
 // that no well-behaved client library makes.
 type h2Raw struct {
-	mu  sync.Mutex // guards writes: discard acknowledges settings meanwhile
+	acked chan struct{} // closed once discard has acknowledged the server's settings
+	mu    sync.Mutex    // guards writes: discard acknowledges settings meanwhile
 	c   *tls.Conn
 	fr  *http2.Framer
 	enc *hpack.Encoder
@@ -86,7 +87,7 @@ func dialH2(t *testing.T, addr, from string, settings ...http2.Setting) *h2Raw {
 		t.Fatalf("dial h2: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h := &h2Raw{c: c, fr: http2.NewFramer(c, c), id: 1}
+	h := &h2Raw{c: c, fr: http2.NewFramer(c, c), id: 1, acked: make(chan struct{})}
 	h.enc = hpack.NewEncoder(&h.buf)
 	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
 		t.Fatal(err)
@@ -122,6 +123,11 @@ func (h *h2Raw) discard() {
 			h.mu.Lock()
 			h.fr.WriteSettingsAck()
 			h.mu.Unlock()
+			select {
+			case <-h.acked:
+			default:
+				close(h.acked)
+			}
 		}
 	}
 }

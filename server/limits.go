@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -229,4 +230,44 @@ func (p *ipSlots) same(q *ipSlots) bool {
 
 func (r *ipRates) same(q *ipRates) bool {
 	return r == nil && q == nil || r != nil && q != nil && r.limit == q.limit && r.burst == q.burst
+}
+
+// counter caps a count without waiting. A nil counter has no cap.
+type counter struct {
+	n   atomic.Int64
+	max int64
+}
+
+// newCounter returns nil (no cap) when max is 0 or less.
+func newCounter(max int) *counter {
+	if max <= 0 {
+		return nil
+	}
+	return &counter{max: int64(max)}
+}
+
+// tryAcquire counts one more unless the cap is reached.
+func (c *counter) tryAcquire() bool {
+	if c == nil {
+		return true
+	}
+	if c.n.Add(1) > c.max {
+		c.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (c *counter) release() {
+	if c != nil {
+		c.n.Add(-1)
+	}
+}
+
+// count returns the count (0 for no cap: then nothing is counted).
+func (c *counter) count() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.n.Load()
 }

@@ -22,6 +22,7 @@ type serverMetrics struct {
 	h2Errors          metrics.CounterVec // type
 	codes             [600]string        // status code labels, made once
 	routes            sync.Map           // route name -> *routeStats
+	openStreams       func() int64       // set by the server
 }
 
 func newMetrics(reg *metrics.Registry) *serverMetrics {
@@ -41,6 +42,8 @@ func newMetrics(reg *metrics.Registry) *serverMetrics {
 		h2Errors: reg.Counter("httpsd_http2_errors_total",
 			"HTTP/2 protocol errors, by the type Go's HTTP/2 server gives them.", "type"),
 	}
+	reg.Func("httpsd_http2_streams_open", "HTTP/2 streams open: requests being served or their answers being sent.", "gauge", nil,
+		func(add func(float64, ...string)) { add(float64(m.openStreams())) })
 	for i := range m.codes {
 		m.codes[i] = strconv.Itoa(i)
 	}

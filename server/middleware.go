@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net/http"
@@ -44,6 +45,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 		// (as the reverse proxy does) is counted and logged too.
 		defer func() {
 			rec.releaseSlots()
+			rec.closeStream()
 			s.metrics.inFlight.Dec()
 			e := logEntry{status: rec.status, bytes: rec.bytes, elapsed: time.Since(start), remote: rec.client,
 				upstream: rec.upstream, upstreamTime: rec.upstreamTime}
@@ -62,8 +64,41 @@ func (s *Server) app(next http.Handler) http.Handler {
 		if h == nil {
 			h = st.handler
 		}
+		if r.ProtoMajor == 2 {
+			s.openStream(st, rec)
+		}
 		s.serve(st, rec, r, h)
+		rec.releaseSlots() // the app's work is done; what is left is the network's
+		rec.finish(r)
 	})
+}
+
+// openStream counts an HTTP/2 request as an open stream of its client
+// until its answer is sent (app flushes it before returning, so that a
+// client that does not read is held to this count): each client may have
+// 2 × MaxRequestsPerIP streams open, all clients 16 × MaxConcurrent. A
+// stream over either is reset at once (no answer is written that the client
+// could leave unread).
+func (s *Server) openStream(st *settings, rec *recorder) {
+	key := clientKey(rec.client)
+	if st.streams != nil {
+		held := st.streams.acquire(context.Background(), key)
+		if held == nil {
+			s.abortStream(rec, "streams_per_ip")
+		}
+		rec.streams, rec.streamSlot, rec.streamKey = st.streams, held, key
+	}
+	if !st.allStreams.tryAcquire() {
+		s.abortStream(rec, "streams")
+	}
+	rec.allStreams = st.allStreams
+}
+
+// abortStream resets the request's stream without an answer.
+func (s *Server) abortStream(rec *recorder, reason string) {
+	s.metrics.rejections.With(reason).Inc()
+	rec.status = http.StatusTooManyRequests // for the log and metrics
+	panic(http.ErrAbortHandler)
 }
 
 // fromConn completes r with what its connection knows, and reports whether
@@ -85,7 +120,8 @@ func fromConn(r *http.Request) (mustClose bool) {
 // rate (429), header size (431), a malformed Host (400), an unknown host
 // (421), body size (413), the per-client cap on requests in flight (429)
 // or the concurrency cap (503). /healthz skips the rate, host and
-// concurrency checks so that probes are never queued behind user traffic.
+// concurrency checks so that probes are never queued behind user traffic
+// (and the rate limit when they come from loopback).
 func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Handler) {
 	h := w.Header()
 	h["X-Content-Type-Options"] = nosniff
@@ -98,7 +134,9 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 	if st.rates != nil || st.perIP != nil {
 		client = clientKey(w.client)
 	}
-	if st.rates != nil && !probe {
+	// Health probes skip the queue, not the rate limit, but for local
+	// ones (httpsd's own, a sidecar's).
+	if st.rates != nil && !(probe && client.IsLoopback()) {
 		if ok, wait := st.rates.allow(client, time.Now()); !ok {
 			h.Set("Retry-After", retryAfter(wait))
 			s.reject(w, http.StatusTooManyRequests, "429 too many requests")

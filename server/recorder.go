@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"sync"
 	"time"
 )
 
@@ -30,11 +32,32 @@ type recorder struct {
 	unarmed int           // bytes written since the deadline was last checked
 	lastArm time.Time     // when the deadline was last moved
 
+	behind  *[]byte // write-behind buffer (see Write), nil until needed
+	through bool    // write through: the response streams or outgrew behind
+
 	// The slots the request holds, given back by releaseSlots.
 	gate    *gate
 	perIP   *ipSlots
 	slot    *ipSlot
 	slotKey netip.Addr
+
+	// The HTTP/2 stream it counts as, given back by closeStream.
+	streams    *ipSlots
+	streamSlot *ipSlot
+	streamKey  netip.Addr
+	allStreams *counter
+}
+
+// closeStream counts the request's HTTP/2 stream out.
+func (rec *recorder) closeStream() {
+	if rec.streamSlot != nil {
+		rec.streams.release(rec.streamKey, rec.streamSlot)
+		rec.streamSlot, rec.streams = nil, nil
+	}
+	if rec.allStreams != nil {
+		rec.allStreams.release()
+		rec.allStreams = nil
+	}
 }
 
 // releaseSlots gives back the concurrency slots the request holds: when it
@@ -61,6 +84,9 @@ func (rec *recorder) use(c *compiledRoute, r *http.Request) {
 		c.stats.Store(st)
 	}
 	rec.route = st
+	if c.stream {
+		rec.through = true // it streams: no write-behind
+	}
 	if c.stream && rec.send > 0 {
 		rec.total = 0
 		rc := http.NewResponseController(rec.ResponseWriter)
@@ -145,9 +171,28 @@ func (rec *recorder) WriteHeader(code int) {
 	rec.ResponseWriter.WriteHeader(code)
 }
 
+// Write-behind: the first directMax bytes of a response go straight to
+// net/http, whose own buffer holds them; the next ones, up to behindMax,
+// are kept in the recorder, so that a handler never waits on a client that
+// reads slowly, or not at all, while it holds a concurrency slot. finish
+// writes them out once the slot is given back, under the send deadline.
+// A response beyond behindMax, or one that flushes (a stream), is written
+// through, with the deadline moved as it progresses.
+const (
+	directMax = 2 << 10
+	behindMax = 64 << 10
+)
+
+var behindBufs = sync.Pool{New: func() any { b := make([]byte, 0, behindMax); return &b }}
+
 func (rec *recorder) Write(p []byte) (int, error) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
+	}
+	if rec.keepBehind(len(p)) {
+		*rec.behind = append(*rec.behind, p...)
+		rec.bytes += int64(len(p))
+		return len(p), nil
 	}
 	rec.progress(len(p))
 	n, err := rec.ResponseWriter.Write(p)
@@ -161,6 +206,11 @@ func (rec *recorder) WriteString(s string) (int, error) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
+	if rec.keepBehind(len(s)) {
+		*rec.behind = append(*rec.behind, s...)
+		rec.bytes += int64(len(s))
+		return len(s), nil
+	}
 	rec.progress(len(s))
 	var n int
 	var err error
@@ -173,11 +223,83 @@ func (rec *recorder) WriteString(s string) (int, error) {
 	return n, err
 }
 
-// Flush sends what is buffered to the client (for streaming responses).
+// keepBehind reports whether n more bytes go to the write-behind buffer;
+// when they do not fit, it writes the buffer out and switches to writing
+// through.
+func (rec *recorder) keepBehind(n int) bool {
+	switch {
+	case rec.through:
+		return false
+	case rec.behind == nil && rec.bytes+int64(n) <= directMax:
+		return false
+	case rec.behind == nil:
+		rec.behind = behindBufs.Get().(*[]byte)
+	}
+	if len(*rec.behind)+n <= behindMax {
+		return true
+	}
+	rec.through = true
+	rec.writeBehind()
+	return false
+}
+
+// writeBehind writes out and drops the write-behind buffer.
+func (rec *recorder) writeBehind() {
+	if rec.behind == nil {
+		return
+	}
+	b := *rec.behind
+	if len(b) > 0 {
+		rec.progress(len(b))
+		rec.ResponseWriter.Write(b)
+	}
+	*rec.behind = b[:0]
+	behindBufs.Put(rec.behind)
+	rec.behind = nil
+}
+
+// finish is called when the handler has returned and its slots are back:
+// it sets the write deadline for what is left to send (the write-behind
+// buffer and what net/http buffers) to SendTimeout from now, so that a
+// client that does not read holds nothing for long. Over HTTP/2 it sends
+// the answer before returning, so that a stalled answer still counts
+// against its client's streams (net/http's HTTP/2 server would otherwise
+// send it after the handler is gone), giving the Content-Length net/http
+// would have given when all of it is known.
+func (rec *recorder) finish(r *http.Request) {
+	if rec.send > 0 {
+		d := time.Now().Add(rec.send)
+		if end := rec.start.Add(rec.total); rec.total > 0 && end.Before(d) {
+			d = end
+		}
+		http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(d)
+		rec.lastArm, rec.unarmed = time.Now(), 0
+	}
+	if r.ProtoMajor != 2 {
+		rec.writeBehind()
+		return
+	}
+	h := rec.Header()
+	if !rec.through && r.Method != "HEAD" && bodyAllowed(rec.status) && h["Content-Length"] == nil && h["Transfer-Encoding"] == nil {
+		h["Content-Length"] = []string{strconv.FormatInt(rec.bytes, 10)}
+	}
+	rec.writeBehind()
+	http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+// bodyAllowed reports whether a response with status may have a body.
+func bodyAllowed(status int) bool {
+	return status == 0 || status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// Flush sends what is buffered to the client (for streaming responses):
+// from now on the response is written through.
 func (rec *recorder) Flush() {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
+	rec.through = true
+	rec.writeBehind()
 	rec.progress(armAfter)
 	http.NewResponseController(rec.ResponseWriter).Flush()
 }
@@ -187,6 +309,8 @@ func (rec *recorder) Flush() {
 // IdleTimeout measured from each read and each write in place of the
 // server's whole-request deadlines.
 func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	rec.through = true
+	rec.writeBehind()
 	c, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
 	if err != nil {
 		return c, rw, err

@@ -138,6 +138,8 @@ type settings struct {
 	writeTimeout   time.Duration
 	gate           *gate
 	perIP          *ipSlots
+	streams        *ipSlots // open HTTP/2 streams per client
+	allStreams     *counter // open HTTP/2 streams in all
 	rates          *ipRates
 	handler        http.Handler
 	trusted        []netip.Prefix
@@ -179,6 +181,7 @@ func New(opts Options) *Server {
 	if opts.AccessLogWriter != nil {
 		s.fastLog = newFastAccessLog(opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel)
 	}
+	s.metrics.openStreams = func() int64 { return s.live.Load().allStreams.count() }
 	s.unmatched = s.metrics.route("unmatched")
 	s.healthzStats = s.metrics.route("/healthz")
 	s.builtin = defaultRoutes()
@@ -238,6 +241,8 @@ func (s *Server) Update(opts Options) {
 		writeTimeout:   s.lim.WriteTimeout,
 		gate:           newGate(lim.MaxConcurrent, lim.QueueTimeout),
 		perIP:          newIPSlots(lim.MaxRequestsPerIP, lim.QueueTimeout),
+		streams:        newIPSlots(2*lim.MaxRequestsPerIP, 0),
+		allStreams:     newCounter(16 * lim.MaxConcurrent),
 		rates:          newIPRates(lim.RatePerIP, lim.BurstPerIP),
 		handler:        opts.Handler,
 		trusted:        opts.TrustedProxies,
@@ -253,6 +258,12 @@ func (s *Server) Update(opts Options) {
 		}
 		if old.perIP.same(st.perIP) {
 			st.perIP = old.perIP
+		}
+		if old.streams.same(st.streams) {
+			st.streams = old.streams
+		}
+		if old.allStreams != nil && st.allStreams != nil && old.allStreams.max == st.allStreams.max {
+			st.allStreams = old.allStreams
 		}
 		if old.rates.same(st.rates) {
 			st.rates = old.rates
