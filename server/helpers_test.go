@@ -67,11 +67,11 @@ func timedGets(client *http.Client, url string, n int) (lat []time.Duration, fai
 type h2Raw struct {
 	acked chan struct{} // closed once discard has acknowledged the server's settings
 	mu    sync.Mutex    // guards writes: discard acknowledges settings meanwhile
-	c   *tls.Conn
-	fr  *http2.Framer
-	enc *hpack.Encoder
-	buf bytes.Buffer
-	id  uint32
+	c     *tls.Conn
+	fr    *http2.Framer
+	enc   *hpack.Encoder
+	buf   bytes.Buffer
+	id    uint32
 }
 
 // dialH2 opens an HTTP/2 connection to addr (from the loopback address
