@@ -40,6 +40,9 @@ type ListenConfig struct {
 	Admin           string // metrics, health, pprof; "" turns it off
 	AdminPublic     bool   // allow a non-loopback admin address
 	AdminPprof      bool   // serve /debug/pprof/ on the admin listener
+	// ProxyProtocolFrom are the load balancers (CIDRs or addresses) that
+	// send a PROXY protocol header naming the client on every connection.
+	ProxyProtocolFrom []string
 }
 
 // TLSConfig holds the tls: section.
@@ -240,6 +243,9 @@ func (c *Config) normalize() {
 	}
 	if len(c.TrustedProxies) == 0 {
 		c.TrustedProxies = nil
+	}
+	if len(c.Listen.ProxyProtocolFrom) == 0 {
+		c.Listen.ProxyProtocolFrom = nil
 	}
 	if len(c.Routes) == 0 {
 		c.Routes = nil

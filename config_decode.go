@@ -30,6 +30,7 @@ func (c *Config) fields() []field {
 		stringField("listen.admin", &c.Listen.Admin),
 		boolField("listen.admin_public", &c.Listen.AdminPublic),
 		boolField("listen.admin_pprof", &c.Listen.AdminPprof),
+		listField("listen.proxy_protocol_from", &c.Listen.ProxyProtocolFrom),
 		pathField("data_dir", &c.DataDir),
 		stringField("tls.source", &c.TLS.Source),
 		stringField("tls.min_version", &c.TLS.MinVersion),

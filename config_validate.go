@@ -66,6 +66,11 @@ func (c *Config) validate() []error {
 	}
 	errs = append(errs, c.validateRanges()...)
 	errs = append(errs, c.validateRoutes()...)
+	for i, pp := range c.Listen.ProxyProtocolFrom {
+		if _, err := parsePrefix(pp); err != nil {
+			bad("listen.proxy_protocol_from", "entry %d: %q is not an address or CIDR such as 10.0.0.0/8", i+1, pp)
+		}
+	}
 	for i, tp := range c.TrustedProxies {
 		if _, err := parsePrefix(tp); err != nil {
 			bad("trusted_proxies", "entry %d: %q is not an address or CIDR such as 10.0.0.0/8", i+1, tp)

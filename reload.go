@@ -85,6 +85,7 @@ func restartKeys(old, cfg *Config) []string {
 		{"listen.admin", old.Listen.Admin, cfg.Listen.Admin},
 		{"listen.admin_public", old.Listen.AdminPublic, cfg.Listen.AdminPublic},
 		{"listen.admin_pprof", old.Listen.AdminPprof, cfg.Listen.AdminPprof},
+		{"listen.proxy_protocol_from", old.Listen.ProxyProtocolFrom, cfg.Listen.ProxyProtocolFrom},
 		{"data_dir", old.DataDir, cfg.DataDir},
 		{"tls.source", old.TLS.Source, cfg.TLS.Source},
 		{"tls.min_version", old.TLS.MinVersion, cfg.TLS.MinVersion},

@@ -171,6 +171,7 @@ func (d *daemon) fullOptions(cfg *Config, lns *listeners, logs *logWriter) serve
 	opts.Logger = d.logger
 	opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel = logs, cfg.Log.Format == "json", d.level
 	opts.Metrics = d.reg
+	opts.ProxyProtocolFrom = trustedPrefixes(cfg.Listen.ProxyProtocolFrom)
 	if d.src.acme != nil {
 		opts.ExtraALPN = []string{acme.ALPNProto}
 		if lns.http != nil { // else autocert would offer http-01, which cannot work

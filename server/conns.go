@@ -51,16 +51,22 @@ func newConnTracker(refused func(reason string)) *connTracker {
 
 // admit counts c in, or closes it and returns nil when a cap refuses it.
 func (t *connTracker) admit(c net.Conn) *trackedConn {
-	key := clientKey(c.RemoteAddr().String())
+	return t.admitAs(c, clientKey(c.RemoteAddr().String()), true)
+}
+
+// admitAs counts c in as the client key. Without perClient, the per-client
+// caps wait for rekey (c comes from a proxy that names its client in a
+// PROXY protocol header).
+func (t *connTracker) admitAs(c net.Conn, key netip.Addr, perClient bool) *trackedConn {
 	max, perIP := t.max.Load(), t.maxPerIP.Load()
 	now := t.now()
 	t.mu.Lock()
 	reason := ""
 	var victims []*trackedConn
 	switch {
-	case perIP > 0 && int64(t.perIP[key]) >= perIP:
+	case perClient && perIP > 0 && int64(t.perIP[key]) >= perIP:
 		reason = "conn_per_ip"
-	case t.freshPerIP[key] >= freshPerIP:
+	case perClient && t.freshPerIP[key] >= freshPerIP:
 		reason = "conn_per_ip"
 	case max > 0 && int64(t.n) >= max && !(key.IsLoopback() && int64(t.n) < max+loopbackReserve):
 		victims = t.idle.take(drainBatch, time.Time{})
@@ -81,15 +87,37 @@ func (t *connTracker) admit(c net.Conn) *trackedConn {
 		t.delist(v) // release, at Close, counts it out
 	}
 	t.n++
-	t.perIP[key]++
-	t.freshPerIP[key]++
-	tc := &trackedConn{Conn: c, t: t, key: key, since: now, state: stateFresh}
+	tc := &trackedConn{Conn: c, t: t, since: now, state: stateFresh}
+	if perClient {
+		tc.key = key
+		t.perIP[key]++
+		t.freshPerIP[key]++
+	}
 	t.fresh.push(tc)
 	t.mu.Unlock()
 	for _, v := range victims {
 		v.Close()
 	}
 	return tc
+}
+
+// rekey counts c, admitted without its client, as client key from now on,
+// and reports whether the per-client caps let it in (if not, it is left
+// for its caller to close).
+func (t *connTracker) rekey(c *trackedConn, key netip.Addr) bool {
+	perIP := t.maxPerIP.Load()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c.state == stateClosed || perIP > 0 && int64(t.perIP[key]) >= perIP ||
+		c.state == stateFresh && t.freshPerIP[key] >= freshPerIP {
+		return false
+	}
+	c.key = key
+	t.perIP[key]++
+	if c.state == stateFresh {
+		t.freshPerIP[key]++
+	}
+	return true
 }
 
 // drainIdle closes up to n of the longest idle connections and returns how
@@ -129,7 +157,7 @@ func (t *connTracker) delist(c *trackedConn) {
 // connections; t.mu is held.
 func (t *connTracker) unlist(c *trackedConn) {
 	t.delist(c)
-	if c.state == stateFresh {
+	if c.state == stateFresh && c.key.IsValid() {
 		if t.freshPerIP[c.key]--; t.freshPerIP[c.key] <= 0 {
 			delete(t.freshPerIP, c.key)
 		}
@@ -145,6 +173,9 @@ func (t *connTracker) release(c *trackedConn) {
 	t.unlist(c)
 	c.state = stateClosed
 	t.n--
+	if !c.key.IsValid() {
+		return
+	}
 	if t.perIP[c.key]--; t.perIP[c.key] <= 0 {
 		delete(t.perIP, c.key)
 	}
@@ -183,7 +214,7 @@ func (t *connTracker) connState(c net.Conn, state http.ConnState) {
 type trackedConn struct {
 	net.Conn
 	t   *connTracker
-	key netip.Addr // the client address the per-IP caps count by
+	key netip.Addr // the client address the per-IP caps count by; invalid until rekey
 
 	// Guarded by t.mu:
 	state      int       // stateFresh, stateIdle, stateBusy, stateClosed

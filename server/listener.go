@@ -5,9 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // connListener accepts connections for an http.Server: it counts them in
@@ -25,6 +29,12 @@ type connListener struct {
 	handshakeFailed func(c net.Conn, err error)
 	// h1 makes the plaintext view of an HTTP/1 connection.
 	h1 func(c net.Conn, state *tls.ConnectionState) net.Conn
+	// proxyFrom, when not empty, are the peers (load balancers) that must
+	// begin every connection with a PROXY protocol header naming the
+	// client; a connection from another peer must not. proxyRefused is
+	// told of each connection closed for breaking that.
+	proxyFrom    []netip.Prefix
+	proxyRefused func()
 
 	ready chan net.Conn
 	errc  chan error
@@ -71,6 +81,16 @@ func (l *connListener) run() {
 			return
 		}
 		backoff = 0
+		if len(l.proxyFrom) > 0 {
+			peer := clientKey(c.RemoteAddr().String())
+			listed := slices.ContainsFunc(l.proxyFrom, func(p netip.Prefix) bool { return p.Contains(peer) })
+			// A balancer's connections count per client once its header
+			// names the client.
+			if tc := l.tracker.admitAs(c, peer, !listed); tc != nil {
+				go l.proxied(tc, listed)
+			}
+			continue
+		}
 		tc := l.tracker.admit(c)
 		if tc == nil {
 			continue
@@ -83,8 +103,45 @@ func (l *connListener) run() {
 	}
 }
 
-// handshake completes the TLS handshake of c, then delivers it.
-func (l *connListener) handshake(c *trackedConn) {
+// proxied reads the PROXY protocol header of a connection from a listed
+// peer (listed), or checks that another peer sends none, then serves it as
+// coming from the client the header names.
+func (l *connListener) proxied(tc *trackedConn, listed bool) {
+	policy := proxyproto.REJECT
+	if listed {
+		policy = proxyproto.REQUIRE
+	}
+	pc := proxyproto.NewConn(tc, proxyproto.WithPolicy(policy), proxyproto.SetReadHeaderTimeout(l.timeout()))
+	if _, err := pc.Read(nil); err != nil { // reads the header, or sees there is none
+		l.proxyRefused()
+		tc.Close()
+		return
+	}
+	if listed && !l.tracker.rekey(tc, clientKey(pc.RemoteAddr().String())) {
+		l.tracker.refused("conn_per_ip")
+		tc.Close()
+		return
+	}
+	c := &proxiedConn{Conn: pc, tc: tc}
+	if l.tls == nil {
+		l.deliver(l.h1(c, nil))
+		return
+	}
+	l.handshake(c)
+}
+
+// proxiedConn is a connection whose client a PROXY protocol header named.
+type proxiedConn struct {
+	*proxyproto.Conn
+	tc *trackedConn
+}
+
+// NetConn returns the tracked connection under c.
+func (c *proxiedConn) NetConn() net.Conn { return c.tc }
+
+// handshake completes the TLS handshake of c, then
+// delivers it.
+func (l *connListener) handshake(c net.Conn) {
 	tc := tls.Server(c, l.tls)
 	timeout := l.timeout()
 	c.SetDeadline(time.Now().Add(timeout))

@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // probe is how the server checks that it answers HTTPS: a request to
@@ -74,12 +76,21 @@ func (s *Server) Probe(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
-	d := tls.Dialer{Config: &tls.Config{ServerName: s.probe.name, RootCAs: s.probe.pool, NextProtos: []string{"http/1.1"}}}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("https %s: %w", addr, err)
 	}
-	defer c.Close()
+	defer raw.Close()
+	if s.needsProxyHeader(raw.LocalAddr()) { // the probe comes from a listed balancer's address
+		hdr := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
+		if _, err := hdr.WriteTo(raw); err != nil {
+			return fmt.Errorf("https %s: %w", addr, err)
+		}
+	}
+	c := tls.Client(raw, &tls.Config{ServerName: s.probe.name, RootCAs: s.probe.pool, NextProtos: []string{"http/1.1"}})
+	if err := c.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("https %s: %w", addr, err)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
@@ -111,4 +122,16 @@ func loopback(addr net.Addr) string {
 		ip = net.IPv6loopback
 	}
 	return net.JoinHostPort(ip.String(), fmt.Sprint(ta.Port))
+}
+
+// needsProxyHeader reports whether a connection from local must send a
+// PROXY protocol header.
+func (s *Server) needsProxyHeader(local net.Addr) bool {
+	ip := clientKey(local.String())
+	for _, p := range s.proxyFrom {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

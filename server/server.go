@@ -34,6 +34,14 @@ type Options struct {
 	// log use is the last address in X-Forwarded-For that is not itself
 	// trusted. nil trusts none: the client is the connection's peer.
 	TrustedProxies []netip.Prefix
+	// ProxyProtocolFrom are the peers (L4 load balancers: HAProxy
+	// send-proxy, cloud NLBs) that begin every connection with a PROXY
+	// protocol header (v1 or v2) naming the client, whose address then
+	// counts everywhere (limits, access log, X-Forwarded-For). A
+	// connection from one of them without the header, or from any other
+	// peer with one, is closed (httpsd_rejections_total{reason="proxy_protocol"}).
+	// nil: no PROXY protocol. Set at New; Update does not change it.
+	ProxyProtocolFrom []netip.Prefix
 	// Hosts are the names (DNS names, "*.example.com" wildcards or IP
 	// literals) the server answers for; requests for any other Host or SNI
 	// get 421 Misdirected Request. Empty refuses every request but /healthz.
@@ -159,6 +167,7 @@ type Server struct {
 	fresh        freshConns
 	tls          *tls.Config
 	lim          Limits // as New set them
+	proxyFrom    []netip.Prefix
 	probe        *probe
 	httpsAddr    atomic.Pointer[net.Addr] // where ServeTLS listens, for Probe
 	https        *http.Server
@@ -177,7 +186,7 @@ func New(opts Options) *Server {
 		opts.AccessLogger = opts.Logger
 	}
 	s := &Server{logger: opts.Logger, access: opts.AccessLogger, metrics: newMetrics(opts.Metrics),
-		lim: opts.Limits.withDefaults(), probe: newProbe()}
+		lim: opts.Limits.withDefaults(), probe: newProbe(), proxyFrom: opts.ProxyProtocolFrom}
 	if opts.AccessLogWriter != nil {
 		s.fastLog = newFastAccessLog(opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel)
 	}
@@ -295,6 +304,8 @@ func (s *Server) listener(l net.Listener, conf *tls.Config) net.Listener {
 	cl.h1 = func(c net.Conn, state *tls.ConnectionState) net.Conn {
 		return &h1Conn{Conn: c, tls: state, ownResponse: s.ownResponse}
 	}
+	cl.proxyFrom = s.proxyFrom
+	cl.proxyRefused = func() { s.metrics.rejections.With("proxy_protocol").Inc() }
 	go cl.run()
 	return cl
 }
