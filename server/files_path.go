@@ -15,8 +15,9 @@ import (
 
 // path returns the slash-separated name under the root that r asks for
 // ("." for the root itself) and whether it ended in a slash. ok is false
-// for a path that is never served: one with a segment starting with ".",
-// a backslash, a NUL, or a separator encoded in the URL.
+// for a path that is never served: one with a segment starting with "."
+// (but .well-known, RFC 8615: security.txt and the like), a backslash, a
+// NUL, or a separator encoded in the URL.
 func (h *fileHandler) path(r *http.Request) (name string, slash, ok bool) {
 	p := r.URL.Path
 	if h.param != "" {
@@ -31,7 +32,7 @@ func (h *fileHandler) path(r *http.Request) (name string, slash, ok bool) {
 		return "", false, false
 	}
 	for seg := range strings.SplitSeq(p, "/") {
-		if seg != "" && seg[0] == '.' {
+		if seg != "" && seg[0] == '.' && seg != ".well-known" {
 			return "", false, false
 		}
 	}

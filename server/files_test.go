@@ -104,6 +104,7 @@ func TestFiles(t *testing.T) {
 		{"GET", "/static/.git", nil, 404, notFound, map[string]string{"Location": ""}},
 		{"GET", "/static/.git/", nil, 404, notFound, nil},
 		{"GET", "/static/docs/.hidden", nil, 404, notFound, nil},
+		{"GET", "/static/.well-known/security.txt", nil, 200, "Contact: mailto:security@example.com\n", nil}, // RFC 8615
 		{"GET", "/static/./css/site.css", nil, 404, notFound, nil},
 		{"GET", "/static/../outside/secret", nil, 404, notFound, nil},
 		{"GET", "/static/css/../../outside/secret", nil, 404, notFound, nil},
