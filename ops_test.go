@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -79,31 +77,8 @@ func TestCertificateRotation(t *testing.T) {
 	roots.AddCert(ca.cert)
 	client := clientFor(roots, r.https)
 	client.Transport.(*http.Transport).DisableKeepAlives = true // a handshake per request
-	var ok, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := client.Get("https://a.test/hello/rotate")
-				if err != nil || resp.StatusCode != 200 {
-					failed.Add(1)
-					if err == nil {
-						resp.Body.Close()
-					}
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				ok.Add(1)
-			}
-		})
-	}
+	l := startLoad(client, "https://a.test/hello/rotate")
+	ok, failed := &l.ok, &l.failed
 	if !eventually(10*time.Second, func() bool { return ok.Load() >= 10 }) {
 		t.Fatalf("only %d requests succeeded before the rotation", ok.Load())
 	}
@@ -119,8 +94,7 @@ func TestCertificateRotation(t *testing.T) {
 	if !eventually(10*time.Second, func() bool { return ok.Load() >= after+10 }) {
 		t.Errorf("only %d requests succeeded after the rotation", ok.Load()-after)
 	}
-	close(stop)
-	wg.Wait()
+	l.stop()
 	t.Logf("rotation under load: %d requests succeeded, %d failed", ok.Load(), failed.Load())
 	if failed.Load() != 0 || ok.Load() < 10 {
 		t.Errorf("during rotation %d requests failed and %d succeeded, want 0 failed", failed.Load(), ok.Load())

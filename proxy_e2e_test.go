@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -149,35 +148,8 @@ routes:
       health: {path: /healthz, interval: 1s}
 `, a.upstream, b.upstream))
 	healthy := func(u string) float64 { return p.metric(t, fmt.Sprintf(`httpsd_upstream_healthy{upstream=%q}`, u)) }
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := p.client.Get("https://localhost/hello/x")
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != 200 {
-					failed.Add(1)
-					mu.Lock()
-					failures = append(failures, fmt.Sprint(err, resp))
-					mu.Unlock()
-					continue
-				}
-				ok.Add(1)
-			}
-		})
-	}
+	l := startLoad(p.client, "https://localhost/hello/x")
+	ok, failed := &l.ok, &l.failed
 	waitUntil(t, 10*time.Second, "requests flowing to both upstreams", func() bool { return ok.Load() > 50 })
 	a.kill()
 	waitUntil(t, 10*time.Second, "the killed upstream marked down", func() bool { return healthy(a.upstream) == 0 })
@@ -185,7 +157,7 @@ routes:
 	before := ok.Load()
 	waitUntil(t, 10*time.Second, "requests after the failure", func() bool { return ok.Load() > before+100 })
 	if n := failed.Load() - atDown; n > 0 {
-		t.Errorf("%d GETs failed after the killed upstream was marked down, want 0: %v", n, failures)
+		t.Errorf("%d GETs failed after the killed upstream was marked down, want 0: %v", n, l.failures)
 	}
 	// The same address comes back; the health check notices.
 	restartBottle(t, a)
@@ -194,8 +166,7 @@ routes:
 	waitUntil(t, 10*time.Second, "requests reaching the restarted upstream", func() bool {
 		return p.metric(t, fmt.Sprintf(`httpsd_upstream_requests_total{code="200",upstream=%q}`, a.upstream)) > served
 	})
-	close(stop)
-	wg.Wait()
+	l.stop()
 	t.Logf("failover: %d requests answered, %d failed (%d before the killed upstream was marked down: in flight on it when it died)",
 		ok.Load(), failed.Load(), atDown)
 }

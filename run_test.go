@@ -6,12 +6,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -190,4 +193,51 @@ func TestStartupInterruptible(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("start-up still waiting 10s after it was cancelled")
 	}
+}
+
+// load is GETs sent in the background by 4 workers until stop, counted.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	failures   []string // the first few
+	stopc      chan struct{}
+	wg         sync.WaitGroup
+}
+
+// startLoad sends GET url with client from 4 workers until stop.
+func startLoad(client *http.Client, url string) *load {
+	l := &load{stopc: make(chan struct{})}
+	for range 4 {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stopc:
+					return
+				default:
+				}
+				resp, err := client.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != 200 {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if len(l.failures) < 5 {
+						l.failures = append(l.failures, fmt.Sprint(err, resp))
+					}
+					l.mu.Unlock()
+					continue
+				}
+				l.ok.Add(1)
+			}
+		})
+	}
+	return l
+}
+
+// stop ends the load and waits for its workers.
+func (l *load) stop() {
+	close(l.stopc)
+	l.wg.Wait()
 }
