@@ -65,6 +65,7 @@ func (c *Config) validate() []error {
 		bad("tls.min_version", `must be "1.2" or "1.3"; got %q`, c.TLS.MinVersion)
 	}
 	errs = append(errs, c.validateRanges()...)
+	errs = append(errs, c.validateCluster()...)
 	if n := c.Limits.MaxHeaderBytes; n < 1024 || n > 1<<20 {
 		bad("limits.max_header_bytes", "must be from 1024 to 1048576; got %d", n)
 	}
