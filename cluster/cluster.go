@@ -229,3 +229,14 @@ func isAuthError(err error) bool {
 	}
 	return false
 }
+
+// QuietRedisLog sends go-redis's own log lines nowhere. They would go to
+// stderr, past httpsd's log and its rate limits, a line per failed dial;
+// the Store reports what they say itself, a line a minute. It sets a
+// variable of that library for the whole process: only main (and
+// TestMain) call it, once.
+func QuietRedisLog() { redis.SetLogger(discardLog{}) }
+
+type discardLog struct{}
+
+func (discardLog) Printf(context.Context, string, ...any) {}
