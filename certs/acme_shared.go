@@ -77,7 +77,7 @@ func (e *waitError) Unwrap() error { return e.err }
 // it while holding the lock; with renew, only one not yet due for renewal
 // will do. Meanwhile another replica's certificate is taken as soon as it
 // appears in the cache, and the lock is tried every Poll (every Poll
-// doubling to 30s while its storage does not answer), for at most
+// doubling to 10s while its storage does not answer), for at most
 // LockWait.
 func (a *ACME) obtainShared(st *keyState, hello *tls.ClientHelloInfo, renew bool) (*tls.Certificate, error) {
 	s := a.shared
@@ -98,7 +98,7 @@ func (a *ACME) obtainShared(st *keyState, hello *tls.ClientHelloInfo, renew bool
 		case err != nil:
 			why = fmt.Errorf("the cluster storage does not answer: %w", err)
 			a.storageWait(st, err)
-			wait = min(2*wait, 30*time.Second)
+			wait = min(2*wait, 10*time.Second)
 		case held:
 			return a.orderHeld(ctx, key, st, hello, renew, lease)
 		default:
@@ -209,6 +209,9 @@ func (a *ACME) renewShared(ctx context.Context, st *keyState) {
 		a.mu.Lock()
 		leaf := st.leaf
 		a.mu.Unlock()
+		if leaf == nil { // stopped before the first certificate
+			return
+		}
 		if !sleep(ctx, max(time.Until(renewalDue(leaf, a.renew)), a.shared.poll)) {
 			return
 		}
