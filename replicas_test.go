@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,6 +79,26 @@ func (rs *replicaSet) ordering() []int {
 	return out
 }
 
+// lastOrderer is the replica that logged taking the lock to order last,
+// -1 if none has.
+func (rs *replicaSet) lastOrderer() int {
+	rs.mu.Lock()
+	runs := rs.runs
+	rs.mu.Unlock()
+	last, when := -1, ""
+	for i, r := range runs {
+		for _, line := range strings.Split(r.logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && strings.HasPrefix(fmt.Sprint(m["msg"]), "acme: ordering certificate") {
+				if t := fmt.Sprint(m["time"]); t > when { // RFC 3339 in UTC: ordered as text
+					last, when = i, t
+				}
+			}
+		}
+	}
+	return last
+}
+
 // waitAll waits until every replica in which (all when nil) logged msg.
 func (rs *replicaSet) waitAll(t *testing.T, msg string, timeout time.Duration, which ...int) {
 	t.Helper()
@@ -123,14 +144,11 @@ func startVAProxy(t *testing.T, rs *replicaSet) *vaProxy {
 
 func (p *vaProxy) forward(c net.Conn, rs *replicaSet) {
 	defer c.Close()
-	ordering := map[int]bool{}
-	for _, i := range rs.ordering() {
-		ordering[i] = true
-	}
+	orderer := rs.lastOrderer()
 	p.mu.Lock()
 	target := -1
 	for i := range rs.setups {
-		if !ordering[i] && !p.dead[i] {
+		if i != orderer && !p.dead[i] {
 			target = i
 			break
 		}
@@ -377,4 +395,124 @@ func TestReplicasHolderCrashed(t *testing.T) {
 	}
 	t.Logf("holder process killed mid-order (SIGKILL, lock left behind, expiry %v); the others issued %v later; %d new orders in all",
 		lockTTL, took.Round(time.Millisecond), rs.pebble.orders.Load())
+}
+
+// TestReplicasRedisOutage stops Redis under load and starts it again:
+// no request for the name already issued fails, the outage shows in
+// httpsd_cluster_storage_up and /readyz, the renewal due meanwhile waits
+// and happens once Redis is back, and Redis still has the shared state.
+func TestReplicasRedisOutage(t *testing.T) {
+	rs := startReplicas(t, 2, 30, nil, "renew_before: 22s") // renewal due 8s after issuance
+	rs.waitAll(t, "acme: certificate ready", 30*time.Second)
+	first := getHello(t, rs.https(0), rs.pebble.root, nil)
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	for g := range 2 {
+		load.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				client := clientFor(rootPool(rs.pebble.root), rs.https((g+i)%2))
+				client.Transport.(*http.Transport).DisableKeepAlives = true // a handshake each time
+				resp, err := client.Get("https://" + acmeHost + "/hello/world")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %s", resp.Status)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		load.Wait()
+	}()
+	storageUp := func(want string) func() bool {
+		return func() bool {
+			for _, r := range rs.runs {
+				if !strings.Contains(scrape(t, r.admin), "httpsd_cluster_storage_up "+want+"\n") {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	before := ok.Load()
+	rs.redis.Stop()
+	down := time.Now()
+	waitUntil(t, 10*time.Second, "httpsd_cluster_storage_up 0 on every replica", storageUp("0"))
+	if code, body := adminGet(t, rs.runs[0].admin, "/readyz"); code != 200 || !strings.Contains(body, "warning: cluster storage redis://") {
+		t.Errorf("GET /readyz with Redis down = %d %q, want 200 with a warning naming the storage", code, body)
+	}
+	waitUntil(t, 20*time.Second, "a replica says its renewal waits for the storage", func() bool {
+		return rs.runs[0].logs.find("acme: issuance waits for the cluster storage") != nil ||
+			rs.runs[1].logs.find("acme: issuance waits for the cluster storage") != nil
+	})
+	during := ok.Load() - before
+	rs.redis.Restart()
+	outage := time.Since(down)
+	waitUntil(t, 10*time.Second, "httpsd_cluster_storage_up 1 on every replica", storageUp("1"))
+	if !eventually(20*time.Second, func() bool {
+		for i := range rs.runs {
+			if c, err := tlsLeaf(rs.https(i), rs.pebble); err != nil || c.Equal(first) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("the renewal is not served by both replicas 20s after Redis is back:\n%s\n%s", grepLogs(rs.runs[0], "acme", "cluster"), grepLogs(rs.runs[1], "acme", "cluster"))
+	}
+	close(stop)
+	load.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed (first: %v), want none", n, n+ok.Load(), firstErr.Load())
+	}
+	if n := rs.pebble.orders.Load(); n != 2 {
+		t.Errorf("Pebble got %d new orders, want 2: the issuance and one renewal", n)
+	}
+	rdb := rs.redis.Client(0)
+	for _, key := range []string{"httpsd:acme:acme_account+key", "httpsd:acme:" + acmeHost} {
+		if rdb.Exists(context.Background(), key).Val() != 1 {
+			t.Errorf("Redis lost %s", key)
+		}
+	}
+	t.Logf("Redis down %v under load: %d requests (each a new handshake), %d during the outage, %d failed; renewal done once it was back; %d orders",
+		outage.Round(time.Millisecond), ok.Load()+failed.Load(), during, failed.Load(), rs.pebble.orders.Load())
+}
+
+// grepLogs returns r's log lines whose msg starts with one of prefixes.
+func grepLogs(r *running, prefixes ...string) string {
+	var out []string
+	for _, line := range strings.Split(r.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(fmt.Sprint(m["msg"]), p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
