@@ -249,3 +249,14 @@ func (t *Tickets) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Keys returns the stored keys, newest first, decrypted with the secret:
+// none when there are none yet.
+func (t *Tickets) Keys(ctx context.Context) ([][32]byte, error) {
+	keys, err := t.read(ctx)
+	out := make([][32]byte, len(keys))
+	for i, k := range keys {
+		out[i] = k.Key
+	}
+	return out, err
+}
