@@ -225,7 +225,7 @@ func (t *Tickets) apply(keys []ticketKey, now time.Time) {
 	}
 }
 
-// Run syncs every Poll (every 250ms until it has keys) until ctx is done,
+// Run syncs every Poll (every 250ms while Redis has no keys yet) until ctx is done,
 // logging a failure at most once a minute; until the first success the
 // server keeps the keys it made itself.
 func (t *Tickets) Run(ctx context.Context) {
@@ -239,7 +239,7 @@ func (t *Tickets) Run(ctx context.Context) {
 		}
 		t.mu.Unlock()
 		wait := t.opts.Poll
-		if !have {
+		if !have && err == nil { // Redis answers but no replica has made a key yet
 			wait = min(wait, 250*time.Millisecond)
 		}
 		select {
