@@ -167,7 +167,8 @@ func (a *ACME) hostPolicy(_ context.Context, host string) error {
 // the certificate of a configured host: ECDSA P-256 whenever the client
 // can verify it, else RSA. While a certificate is missing and backing off
 // after a failure, handshakes needing it fail at once instead of calling
-// the CA.
+// the CA. With TryLock, a certificate in service is served from memory:
+// a handshake never waits on the shared cache.
 func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
 		return a.m.GetCertificate(hello)

@@ -25,7 +25,12 @@ import (
 // (a tenth of the renewal window, at most an hour) — at once, at start-up,
 // for a certificate already due. So with a shared cache each replica
 // still orders its own renewal whenever the timers fire within one order
-// of each other.
+// of each other. Measured with three Managers sharing one Redis cache
+// against Pebble (12-second certificates renewed 8 seconds before they
+// end): 5 new orders for the first certificate asked for at once (two of
+// the three concurrent orders failed validation, since autocert caches
+// the tls-alpn-01 certificate per name and each overwrote another's),
+// then 18 orders in 8 renewals. With the lock: 1, then 1 per renewal.
 //
 // So with TryLock, httpsd's own Manager never orders (its client refuses
 // every request; it answers challenges from the shared cache), and each
