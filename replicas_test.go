@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -253,6 +254,23 @@ func TestReplicasOneOrder(t *testing.T) {
 	}
 	t.Logf("3 replicas ready %v after start; %d new order(s), by replica %d; CA's validation answered by replica(s) %v from Redis",
 		ready.Round(time.Millisecond), rs.pebble.orders.Load(), orderers[0], routes)
+
+	t.Run("RSA on demand: one order, then from Redis", func(t *testing.T) {
+		before := rs.pebble.orders.Load()
+		rsaOnly := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}}
+		var leaves []*x509.Certificate
+		for _, i := range []int{(orderers[0] + 1) % 3, (orderers[0] + 2) % 3, orderers[0]} {
+			leaves = append(leaves, getHello(t, rs.https(i), rs.pebble.root, rsaOnly))
+		}
+		for i, l := range leaves {
+			if _, ok := l.PublicKey.(*rsa.PublicKey); !ok || !l.Equal(leaves[0]) {
+				t.Errorf("RSA-only client, replica %d: a %T certificate, the same as the first: %v", i, l.PublicKey, l.Equal(leaves[0]))
+			}
+		}
+		if n := rs.pebble.orders.Load() - before; n != 1 {
+			t.Errorf("%d new orders for the RSA certificate asked of three replicas, want 1", n)
+		}
+	})
 }
 
 // TestReplicasHolderKilled stops the replica holding the lock while the

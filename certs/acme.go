@@ -43,7 +43,7 @@ type ACMEOptions struct {
 	Cache autocert.Cache
 	// TryLock, when not nil, makes issuance and renewal one order per
 	// certificate across the replicas sharing Cache: a replica orders only
-	// while it holds the lock named after the certificate's cache key;
+	// while it holds the lock named after the certificate's host name;
 	// the others wait for the certificate to appear in Cache. ACME then
 	// renews certificates itself, under the lock, instead of leaving it
 	// to autocert. Nil: autocert orders and renews on its own.

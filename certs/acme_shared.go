@@ -16,7 +16,7 @@ import (
 
 // Replicas that share a cache order each certificate once: an order runs
 // only under a lock (ACMEOptions.TryLock) named after the certificate's
-// cache key, after the cache was read again under that lock.
+// host name, after the cache was read again under that lock.
 //
 // autocert cannot give that guarantee by itself. Its renewal timers (one
 // per certificate a Manager holds) call the CA directly: domainRenewal.do
@@ -98,7 +98,10 @@ func (a *ACME) obtainShared(st *keyState, hello *tls.ClientHelloInfo, renew bool
 		if cert := a.cached(ctx, key, st, renew); cert != nil {
 			return cert, nil
 		}
-		lease, held, err := s.tryLock(ctx, key)
+		// One lock per name, not per key type: autocert caches the
+		// tls-alpn-01 certificate per name, so an RSA and an ECDSA order
+		// for one name at once would overwrite each other's.
+		lease, held, err := s.tryLock(ctx, st.name)
 		switch {
 		case err != nil:
 			why = fmt.Errorf("the cluster storage does not answer: %w", err)
