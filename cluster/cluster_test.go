@@ -360,3 +360,56 @@ func TestMain(m *testing.M) {
 	QuietRedisLog()
 	os.Exit(m.Run())
 }
+
+// TestSlowRedis: while Redis is stuck (DEBUG SLEEP), every call returns
+// within the timeout, Get from the local copy.
+func TestSlowRedis(t *testing.T) {
+	s, srv := newStore(t)
+	ctx := context.Background()
+	c := s.Cache(autocert.DirCache(t.TempDir()))
+	if err := c.Put(ctx, "a.example", []byte("cert")); err != nil {
+		t.Fatal(err)
+	}
+	stuck := make(chan error, 1)
+	go func() { stuck <- srv.Client(0).Do(ctx, "DEBUG", "SLEEP", "2").Err() }()
+	probe := srv.Client(0)
+	if !eventually(2*time.Second, func() bool { // until the server no longer answers
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		return probe.Ping(pctx).Err() != nil
+	}) {
+		t.Fatalf("Redis still answers after DEBUG SLEEP: %v", <-stuck)
+	}
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Get falls back to the local copy", func() error {
+			got, err := c.Get(ctx, "a.example")
+			if err != nil || string(got) != "cert" {
+				return fmt.Errorf("Get = %q, %v; want the local copy", got, err)
+			}
+			return nil
+		}},
+		{"TryLock fails", func() error {
+			if _, err := s.TryLock(ctx, "a.example", time.Second); err == nil || errors.Is(err, ErrLocked) {
+				return fmt.Errorf("TryLock = %v, want a timeout", err)
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			if err := tt.call(); err != nil {
+				t.Error(err)
+			}
+			if d := time.Since(start); d > 1500*time.Millisecond {
+				t.Errorf("took %v with Redis stuck, want about the 500ms timeout", d)
+			}
+		})
+	}
+	if err := <-stuck; err != nil {
+		t.Errorf("DEBUG SLEEP: %v", err)
+	}
+}

@@ -66,7 +66,7 @@ func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--requirepass", s.Password,
 		"--dir", s.dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
-		"--logfile", filepath.Join(s.dir, "redis.log"))
+		"--logfile", filepath.Join(s.dir, "redis.log"), "--enable-debug-command", "local") // DEBUG SLEEP plays a slow server
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redistest: start redis-server: %w", err)
 	}
@@ -128,7 +128,7 @@ func (s *Server) Restart() {
 
 // Client returns a client of the server, closed when the test ends.
 func (s *Server) Client(db int) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, DB: db, DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, DB: db, DisableIdentity: true, ContextTimeoutEnabled: true})
 	s.t.Cleanup(func() { c.Close() })
 	return c
 }
