@@ -37,7 +37,7 @@ func TestReplicasHolderCrashed(t *testing.T) {
 	}})
 	rs.vars = map[string]string{"HTTPSD_TLS_ACME_STORAGE_PASSWORD": rs.redis.Password}
 	for _, s := range rs.setups {
-		s.write(t, rs.pebble.directory, rs.pebble.apiRoots, fmt.Sprintf("storage: {url: %q, lock_ttl: 2s}", rs.redis.URL(0)))
+		s.write(t, rs.pebble.directory, rs.pebble.apiRoots, fmt.Sprintf("storage: {url: %q, lock_ttl: 3s}", rs.redis.URL(0)))
 	}
 	child := startProcess(t, "", rs.vars, nil, "-config", rs.setups[0].config)
 	child.waitServing(t)
@@ -63,7 +63,7 @@ func TestReplicasHolderCrashed(t *testing.T) {
 	close(release)
 	rs.waitAll(t, "acme: certificate ready", 30*time.Second, 1, 2)
 	took := time.Since(killed)
-	const lockTTL, oneOrder = 2 * time.Second, 15 * time.Second
+	const lockTTL, oneOrder = 3 * time.Second, 15 * time.Second
 	if took < lockTTL/2 || took > lockTTL+oneOrder {
 		t.Errorf("issued %v after the holder was killed, want after its lock expired (%v, extended every %v) and within one order (%v) more",
 			took, lockTTL, lockTTL/3, oneOrder)

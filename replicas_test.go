@@ -34,7 +34,7 @@ type replicaSet struct {
 }
 
 // startReplicas starts n replicas at the same moment, each with its own
-// data_dir, sharing Redis with a 2-second order lock; extra lines go in
+// data_dir, sharing Redis with a 3-second order lock; extra lines go in
 // tls.acme, validity is Pebble's certificate lifetime in seconds (0: 90
 // days).
 func startReplicas(t *testing.T, n int, validity uint64, hook func(*http.Request), extra ...string) *replicaSet {
@@ -53,7 +53,7 @@ func startReplicas(t *testing.T, n int, validity uint64, hook func(*http.Request
 	rs.vars = map[string]string{"HTTPSD_TLS_ACME_STORAGE_PASSWORD": rs.redis.Password}
 	for _, s := range rs.setups {
 		s.write(t, rs.pebble.directory, rs.pebble.apiRoots,
-			append([]string{fmt.Sprintf("storage: {url: %q, lock_ttl: 2s}", rs.redis.URL(0))}, extra...)...)
+			append([]string{fmt.Sprintf("storage: {url: %q, lock_ttl: 3s}", rs.redis.URL(0))}, extra...)...)
 	}
 	for _, s := range rs.setups { // at once: each issues as soon as it serves
 		r := launchRun(t, rs.vars, "-config", s.config)
@@ -327,7 +327,7 @@ func TestReplicasHolderKilled(t *testing.T) {
 	}
 	rs.waitAll(t, "acme: certificate ready", 30*time.Second, others...)
 	took := time.Since(killed)
-	const lockTTL, oneOrder = 2 * time.Second, 15 * time.Second
+	const lockTTL, oneOrder = 3 * time.Second, 15 * time.Second
 	if took > lockTTL+oneOrder {
 		t.Errorf("issued %v after the holder stopped, want within the lock expiry %v plus one order (%v)", took, lockTTL, oneOrder)
 	}
