@@ -49,6 +49,7 @@ func TestReplicasHolderCrashed(t *testing.T) {
 	}
 	rs.mu.Lock()
 	rs.runs = []*running{{logs: &syncLog{}}} // the child, whose log is in a file
+	rs.unlogged = 1                          // its order
 	rs.mu.Unlock()
 	for _, s := range rs.setups[1:] {
 		r := startRun(t, rs.vars, "-config", s.config)

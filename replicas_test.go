@@ -29,8 +29,11 @@ type replicaSet struct {
 	setups []*acmeSetup
 	vars   map[string]string
 
-	mu   sync.Mutex // guards runs, which vaProxy reads
+	mu   sync.Mutex // guards runs, which vaProxy reads, and unlogged
 	runs []*running
+	// unlogged counts the orders of replicas whose log is not in runs (a
+	// child process's).
+	unlogged int
 }
 
 // startReplicas starts n replicas at the same moment, each with its own
@@ -113,9 +116,8 @@ func (rs *replicaSet) awaitOrderLog(r *http.Request) {
 	}
 	eventually(2*time.Second, func() bool {
 		rs.mu.Lock()
-		runs := rs.runs
+		runs, n := rs.runs, rs.unlogged
 		rs.mu.Unlock()
-		n := 0
 		for _, r := range runs {
 			n += countLogs(r, "acme: ordering certificate")
 		}
