@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/httpsd/httpsd/certs"
+	"github.com/httpsd/httpsd/cluster"
 )
 
 // hostsFor returns the hosts served: the configured ones, else the
@@ -85,7 +86,7 @@ func uncovered(set *certs.Set, hosts []string) []string {
 
 // loadCertificates sets up the configured source: it loads the files,
 // loads or creates the local CA, or prepares ACME (which issues once Run).
-func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger) (*certSource, error) {
+func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger, store *cluster.Store) (*certSource, error) {
 	src := &certSource{hosts: cfg.Hosts}
 	switch cfg.TLS.Source {
 	case sourceFiles:
@@ -98,7 +99,7 @@ func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger) (*certSou
 		src.files = certs.NewFileWatcher(pairs, src.set.Store, logger)
 		src.hosts = hostsFor(cfg.Hosts, set)
 	case sourceACME:
-		a, err := newACME(cfg, logger)
+		a, err := newACME(cfg, logger, store)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +118,9 @@ func loadCertificates(cfg *Config, now time.Time, logger *slog.Logger) (*certSou
 // acmeCacheDir is where ACME keeps its account key and certificates.
 func acmeCacheDir(cfg *Config) string { return filepath.Join(cfg.DataDir, "acme") }
 
-func newACME(cfg *Config, logger *slog.Logger) (*certs.ACME, error) {
+// newACME sets up ACME for cfg; with store, its state is shared with
+// the other replicas and each certificate ordered once.
+func newACME(cfg *Config, logger *slog.Logger, store *cluster.Store) (*certs.ACME, error) {
 	a := cfg.TLS.ACME
 	opts := certs.ACMEOptions{
 		Hosts:        cfg.Hosts,
@@ -143,6 +146,9 @@ func newACME(cfg *Config, logger *slog.Logger) (*certs.ACME, error) {
 	}
 	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	if store != nil {
+		sharedACME(&opts, store, a.Storage.LockTTL)
 	}
 	return certs.NewACME(opts)
 }

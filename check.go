@@ -59,11 +59,18 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 			return usageError{cfg.errorAt(key, key+".files.root", "%v", err)}
 		}
 	}
+	store, _, err := openStore(cfg, nil) // reads the password, secret and roots files
+	if err != nil {
+		return usageError{err}
+	}
+	if store != nil {
+		defer store.Close()
+	}
 	fmt.Fprintf(stdout, "%s: ok (source %s, hosts %s, https %s)\n", file, cfg.TLS.Source, strings.Join(hosts, ","), cfg.Listen.HTTPS)
 	if !online {
 		return nil
 	}
-	if n := onlineChecks(ctx, cfg, hosts, resolver, stdout); n > 0 {
+	if n := onlineChecks(ctx, cfg, hosts, resolver, store, stdout); n > 0 {
 		return fmt.Errorf("check -online: %d problem(s) would block issuance", n)
 	}
 	return nil

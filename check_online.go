@@ -20,13 +20,14 @@ import (
 	"time"
 
 	"github.com/httpsd/httpsd/certs"
+	"github.com/httpsd/httpsd/cluster"
 )
 
 // onlineChecks looks for whatever would make ACME issuance fail: an
 // unreachable directory, a data_dir that cannot be written, hosts without
 // A/AAAA records. It prints one line per finding and returns how many
 // would block issuance. DNS goes to resolver (HOST:PORT) when not "".
-func onlineChecks(ctx context.Context, cfg *Config, hosts []string, resolver string, out io.Writer) int {
+func onlineChecks(ctx context.Context, cfg *Config, hosts []string, resolver string, store *cluster.Store, out io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	blocked := 0
@@ -48,6 +49,10 @@ func onlineChecks(ctx context.Context, cfg *Config, hosts []string, resolver str
 	for _, u := range upstreams(cfg) {
 		err := dialUpstream(ctx, u)
 		report(err == nil, "upstream %s%s", u, upstreamHint(err))
+	}
+	if store != nil {
+		err := store.Probe(ctx)
+		report(err == nil, "storage %s: reachable, authenticated, probe key written, read and deleted%s", store, storageHint(err))
 	}
 	r := net.DefaultResolver
 	if resolver != "" {
@@ -198,4 +203,33 @@ func upstreamHint(err error) string {
 		h = "httpsd may not connect to the socket: give its user access (group and mode of the socket)"
 	}
 	return ": " + err.Error() + "; hint: " + h
+}
+
+// storageHint turns a failed storage probe into ": error; hint: how to
+// fix it", or "".
+func storageHint(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	var h string
+	switch {
+	case strings.Contains(msg, "cluster: authenticate"):
+		h = "Redis refused the credentials: set HTTPSD_TLS_ACME_STORAGE_PASSWORD or tls.acme.storage.password_file to its password (and the user name in the URL, for an ACL user)"
+	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
+		h = "the TLS connection failed: for a private CA, set tls.acme.storage.ca_roots to its root PEM; for a server without TLS use redis://"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		h = "nothing listens there: check the URL and that Redis is running"
+	case strings.Contains(msg, "READONLY"):
+		h = "this Redis is a read-only replica: point tls.acme.storage at the primary"
+	case strings.Contains(msg, "NOPERM"):
+		h = "the Redis user may not run SET, GET, DEL, EVALSHA and PEXPIRE on the keys under tls.acme.storage.key_prefix: grant them in its ACL"
+	case strings.Contains(msg, "OOM"):
+		h = "Redis is out of memory (maxmemory): raise it, or use a policy that does not refuse writes"
+	case strings.Contains(msg, "cluster: connect"):
+		h = "check the host and port, and that this machine can reach them (firewall, DNS, TLS with rediss://)"
+	default:
+		h = "check the Redis server's log"
+	}
+	return ": " + msg + "; hint: " + h
 }

@@ -26,6 +26,7 @@ type Config struct {
 	TLS            TLSConfig
 	Limits         LimitsConfig
 	Log            LogConfig
+	Cluster        ClusterConfig
 
 	// origin maps a key ("tls.source") to where its value came from
 	// ("config.yaml:7" or "env HTTPSD_TLS_SOURCE"), for error messages.
@@ -53,6 +54,21 @@ type TLSConfig struct {
 	Certificates   []CertFiles
 	ReloadInterval time.Duration // how often certificate files are checked for changes
 	ACME           ACMEConfig
+	SessionTickets TicketsConfig
+}
+
+// TicketsConfig holds tls.session_tickets.
+type TicketsConfig struct {
+	Shared bool          // keys shared through tls.acme.storage; false: each replica makes its own
+	Rotate time.Duration // how often a new key is made
+	Keep   time.Duration // how long a replaced key still decrypts tickets
+}
+
+// ClusterConfig holds the cluster: section, what replicas share besides
+// the storage.
+type ClusterConfig struct {
+	Secret     string // from HTTPSD_CLUSTER_SECRET only: 32 bytes, hex or base64
+	SecretFile string // a file holding it
 }
 
 // ACMEConfig holds the tls.acme: section.
@@ -62,6 +78,18 @@ type ACMEConfig struct {
 	CARoots     string // PEM file trusted for the directory's HTTPS
 	RenewBefore time.Duration
 	EAB         EABConfig
+	Storage     StorageConfig
+}
+
+// StorageConfig holds tls.acme.storage: the Redis that replicas share
+// ACME state (and session-ticket keys) through.
+type StorageConfig struct {
+	URL          string        // redis:// or rediss://; "" = none, each replica on its own
+	Password     string        // from HTTPSD_TLS_ACME_STORAGE_PASSWORD only
+	PasswordFile string        // a file holding the password
+	KeyPrefix    string        // starts every key
+	CARoots      string        // PEM file trusted for rediss://, besides the system roots
+	LockTTL      time.Duration // expiry of the order lock, extended while the order runs
 }
 
 // EABConfig holds tls.acme.eab: External Account Binding.
@@ -116,7 +144,9 @@ func defaultConfig() *Config {
 		Listen:  ListenConfig{HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090"},
 		DataDir: "./data",
 		TLS: TLSConfig{Source: sourceSelfSigned, MinVersion: "1.2", ReloadInterval: 5 * time.Second,
-			ACME: ACMEConfig{Directory: certs.LetsEncryptURL}},
+			ACME: ACMEConfig{Directory: certs.LetsEncryptURL,
+				Storage: StorageConfig{KeyPrefix: "httpsd:", LockTTL: 30 * time.Second}},
+			SessionTickets: TicketsConfig{Rotate: 12 * time.Hour, Keep: 48 * time.Hour}},
 		Limits: LimitsConfig{
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -205,6 +235,10 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) []error {
 	for _, f := range c.fields() {
 		name := envName(f.key)
 		v, ok := lookupEnv(name)
+		if !ok && f.alias != "" {
+			name = envName(f.alias)
+			v, ok = lookupEnv(name)
+		}
 		if !ok {
 			continue
 		}

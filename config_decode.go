@@ -17,6 +17,12 @@ type field struct {
 	isPath    bool                 // relative values are resolved against the config file
 	setString func(string) error   // a scalar, or a comma-separated list
 	setList   func([]string) error // lists only
+	// alias is a section name that also takes this key's value, as a
+	// shorthand (tls.acme.storage: URL for tls.acme.storage.url), in the
+	// file and as HTTPSD_ + the alias in the environment.
+	alias string
+	// envOnly keys (secrets) are refused in the file.
+	envOnly bool
 }
 
 // fields lists every key settable from both the file and the environment.
@@ -42,6 +48,15 @@ func (c *Config) fields() []field {
 		durationField("tls.acme.renew_before", &c.TLS.ACME.RenewBefore),
 		stringField("tls.acme.eab.kid", &c.TLS.ACME.EAB.KID),
 		stringField("tls.acme.eab.hmac_key", &c.TLS.ACME.EAB.HMACKey),
+		aliasField("tls.acme.storage", stringField("tls.acme.storage.url", &c.TLS.ACME.Storage.URL)),
+		envOnlyField(stringField("tls.acme.storage.password", &c.TLS.ACME.Storage.Password)),
+		pathField("tls.acme.storage.password_file", &c.TLS.ACME.Storage.PasswordFile),
+		stringField("tls.acme.storage.key_prefix", &c.TLS.ACME.Storage.KeyPrefix),
+		pathField("tls.acme.storage.ca_roots", &c.TLS.ACME.Storage.CARoots),
+		durationField("tls.acme.storage.lock_ttl", &c.TLS.ACME.Storage.LockTTL),
+		boolField("tls.session_tickets.shared", &c.TLS.SessionTickets.Shared),
+		durationField("tls.session_tickets.rotate", &c.TLS.SessionTickets.Rotate),
+		durationField("tls.session_tickets.keep", &c.TLS.SessionTickets.Keep),
 		durationField("limits.read_header_timeout", &c.Limits.ReadHeaderTimeout),
 		durationField("limits.read_timeout", &c.Limits.ReadTimeout),
 		durationField("limits.write_timeout", &c.Limits.WriteTimeout),
@@ -60,11 +75,24 @@ func (c *Config) fields() []field {
 		stringField("log.level", &c.Log.Level),
 		stringField("log.format", &c.Log.Format),
 		boolField("log.access", &c.Log.Access),
+		envOnlyField(stringField("cluster.secret", &c.Cluster.Secret)),
+		pathField("cluster.secret_file", &c.Cluster.SecretFile),
 	}
 }
 
 // sections are the keys whose values are mappings of further keys.
-var sections = map[string]bool{"listen": true, "tls": true, "tls.acme": true, "tls.acme.eab": true, "limits": true, "log": true}
+var sections = map[string]bool{"listen": true, "tls": true, "tls.acme": true, "tls.acme.eab": true, "tls.acme.storage": true,
+	"tls.session_tickets": true, "limits": true, "log": true, "cluster": true}
+
+func aliasField(alias string, f field) field {
+	f.alias = alias
+	return f
+}
+
+func envOnlyField(f field) field {
+	f.envOnly = true
+	return f
+}
 
 func stringField(key string, p *string) field {
 	return field{key: key, setString: func(s string) error { *p = s; return nil }}
@@ -165,6 +193,21 @@ func (d *decoder) field(key string) *field {
 	return nil
 }
 
+// shorthand returns the field whose alias is key when v is a single
+// value, else nil.
+func (d *decoder) shorthand(key string, v *yaml.Node) *field {
+	v = resolveAlias(v)
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		return nil
+	}
+	for i := range d.fields {
+		if d.fields[i].alias == key {
+			return &d.fields[i]
+		}
+	}
+	return nil
+}
+
 // mapping decodes the keys of n, a mapping, each prefixed with prefix.
 func (d *decoder) mapping(prefix string, n *yaml.Node) {
 	n = resolveAlias(n)
@@ -197,7 +240,10 @@ func (d *decoder) mapping(prefix string, n *yaml.Node) {
 		}
 		seen[key] = k.Line
 		d.c.origin[key] = fmt.Sprintf("%s:%d", d.file, k.Line)
-		switch {
+		switch f := d.shorthand(key, v); {
+		case f != nil:
+			d.c.origin[f.key] = d.c.origin[key]
+			d.value(f, v, k.Line)
 		case sections[key]:
 			d.mapping(key+".", v)
 		case key == "tls.certificates":
@@ -208,6 +254,10 @@ func (d *decoder) mapping(prefix string, n *yaml.Node) {
 			f := d.field(key)
 			if f == nil {
 				d.failf(k, key, "unknown key")
+				continue
+			}
+			if f.envOnly {
+				d.failf(k, key, "a secret is not read from the config file; set %s, or the %s_file key", envName(key), key)
 				continue
 			}
 			d.value(f, v, k.Line)

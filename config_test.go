@@ -45,12 +45,16 @@ func TestConfigFull(t *testing.T) {
 		DataDir: filepath.Join("testdata", "state"),
 		TLS: TLSConfig{Source: "files", MinVersion: "1.3", HSTSMaxAge: 24 * time.Hour, Certificates: []CertFiles{
 			{Cert: filepath.Join("testdata", "certs/example.crt"), Key: "/abs/example.key"},
-		}, ReloadInterval: time.Second, ACME: ACMEConfig{Directory: "https://acme-v02.api.letsencrypt.org/directory"}},
+		}, ReloadInterval: time.Second, ACME: ACMEConfig{Directory: "https://acme-v02.api.letsencrypt.org/directory",
+			Storage: StorageConfig{URL: "rediss://redis.example:6380/2", PasswordFile: filepath.Join("testdata", "secrets/redis-password"),
+				KeyPrefix: "site-a:", CARoots: filepath.Join("testdata", "redis-ca.pem"), LockTTL: 10 * time.Second}},
+			SessionTickets: TicketsConfig{Shared: true, Rotate: 6 * time.Hour, Keep: 24 * time.Hour}},
 		Limits: LimitsConfig{ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second,
 			IdleTimeout: time.Minute, MaxHeaderBytes: 8192, ShutdownTimeout: 3 * time.Second, SendTimeout: 4 * time.Second,
 			MaxConcurrentRequests: 10, MaxRequestsPerIP: 3, QueueTimeout: time.Second, RatePerIP: 2.5, BurstPerIP: 5,
 			MaxConns: 500, MaxConnsPerIP: 8, MaxBodyBytes: 4096},
-		Log: LogConfig{Level: "debug", Format: "json", Access: false},
+		Log:     LogConfig{Level: "debug", Format: "json", Access: false},
+		Cluster: ClusterConfig{SecretFile: filepath.Join("testdata", "secrets/cluster-secret")},
 	}
 	c.origin = nil
 	if !reflect.DeepEqual(c, want) {
@@ -75,6 +79,14 @@ func TestConfigEnv(t *testing.T) {
 		}},
 		{"bool and int", map[string]string{"HTTPSD_LOG_ACCESS": "false", "HTTPSD_LISTEN_PUBLIC_HTTPS_PORT": "443"}, "", func(c *Config) bool {
 			return !c.Log.Access && c.Listen.PublicHTTPSPort == 443
+		}},
+		{"storage shorthand and secrets", map[string]string{"HTTPSD_TLS_ACME_STORAGE": "redis://r:6379/1",
+			"HTTPSD_TLS_ACME_STORAGE_PASSWORD": "pw", "HTTPSD_TLS_SESSION_TICKETS_SHARED": "true",
+			"HTTPSD_CLUSTER_SECRET": strings.Repeat("ab", 32)}, "", func(c *Config) bool {
+			return c.TLS.ACME.Storage.URL == "redis://r:6379/1" && c.TLS.ACME.Storage.Password == "pw" && c.Cluster.Secret != ""
+		}},
+		{"base64 secret", map[string]string{"HTTPSD_CLUSTER_SECRET": "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="}, "", func(c *Config) bool {
+			return c.Cluster.Secret != ""
 		}},
 		{"path stays relative to the working directory", map[string]string{"HTTPSD_DATA_DIR": "d"}, "testdata/full.yaml", func(c *Config) bool {
 			return c.DataDir == "d"
@@ -101,6 +113,12 @@ func TestConfigBadEnv(t *testing.T) {
 		{map[string]string{"HTTPSD_TLS_SOURCE": "x"}, `env HTTPSD_TLS_SOURCE: tls.source: must be one of self-signed, files, acme; got "x"`},
 		{map[string]string{"HTTPSD_LIMITS_READ_TIMEOUT": "soon"}, `env HTTPSD_LIMITS_READ_TIMEOUT: limits.read_timeout: not a duration such as 30s, 5m or 1h: "soon"`},
 		{map[string]string{"HTTPSD_LISTEN_HTTPS": ""}, `env HTTPSD_LISTEN_HTTPS: listen.https: must be HOST:PORT or :PORT, such as :8443; got ""`},
+		{map[string]string{"HTTPSD_CLUSTER_SECRET": strings.Repeat("ab", 16)},
+			"env HTTPSD_CLUSTER_SECRET: cluster.secret: has 16 bytes; it needs 32 random bytes, as openssl rand -hex 32 prints them (64 hex characters)"},
+		{map[string]string{"HTTPSD_CLUSTER_SECRET": "not a secret!"},
+			"env HTTPSD_CLUSTER_SECRET: cluster.secret: not hex or base64; make one with openssl rand -hex 32"},
+		{map[string]string{"HTTPSD_TLS_SESSION_TICKETS_SHARED": "true", "HTTPSD_CLUSTER_SECRET": strings.Repeat("ab", 32)},
+			"env HTTPSD_TLS_SESSION_TICKETS_SHARED: tls.session_tickets.shared: needs tls.acme.storage: the replicas share the keys through it"},
 		{map[string]string{"HTTPSD_LOG_ACCESS": "yes please", "HTTPSD_HOSTS": "a.example,-b"},
 			`env HTTPSD_LOG_ACCESS: log.access: not a boolean (true or false): "yes please"` + "\n" +
 				`env HTTPSD_HOSTS: hosts: entry 2: "-b" is not a host name`},

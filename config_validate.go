@@ -76,6 +76,7 @@ func (c *Config) validate() []error {
 			bad("trusted_proxies", "entry %d: %q is not an address or CIDR such as 10.0.0.0/8", i+1, tp)
 		}
 	}
+	errs = append(errs, c.validateCluster()...)
 	if n := c.Limits.MaxHeaderBytes; n < 1024 || n > 1<<20 {
 		bad("limits.max_header_bytes", "must be from 1024 to 1048576; got %d", n)
 	}

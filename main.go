@@ -14,12 +14,15 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/httpsd/httpsd/cluster"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
 func main() {
+	cluster.QuietRedisLog()
 	err := run(context.Background(), os.Args, os.LookupEnv, os.Stdout, os.Stderr)
 	if err != nil {
 		printWithin(os.Stderr, "httpsd: "+err.Error()+"\n", 2*time.Second)

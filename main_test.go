@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/httpsd/httpsd/cluster"
 )
 
 // TestMain lets the test binary be httpsd itself: with HTTPSD_TEST_MAIN=1
@@ -27,6 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("HTTPSD_TEST_MAIN") == "1" {
 		main()
 	}
+	cluster.QuietRedisLog()
 	os.Exit(m.Run())
 }
 

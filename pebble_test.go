@@ -33,6 +33,7 @@ type pebble struct {
 	rootFile  string            // root as PEM, for curl --cacert
 	dns       string            // challtestsrv's address
 	requests  atomic.Int64      // requests to the ACME API
+	orders    atomic.Int64      // new orders (POST to newOrder)
 	stop      func()            // stops the API; the DNS stays up until the test ends
 }
 
@@ -50,6 +51,9 @@ type pebbleOptions struct {
 	// eabKID and eabKey (base64url), when set, make External Account
 	// Binding required, with this one MAC key known to the CA.
 	eabKID, eabKey string
+	// hook, when not nil, sees every API request before Pebble does (and
+	// may hold it).
+	hook func(*http.Request)
 }
 
 // startPebbleWith is startPebble with opts.
@@ -73,6 +77,12 @@ func startPebbleWith(t *testing.T, httpPort, tlsPort int, opts pebbleOptions) *p
 	api := wfe.Handler()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
+		if r.Method == "POST" && r.URL.Path == newOrderPath {
+			p.orders.Add(1)
+		}
+		if opts.hook != nil {
+			opts.hook(r)
+		}
 		api.ServeHTTP(w, r)
 	}))
 	srv.Config.ErrorLog = quiet
@@ -135,6 +145,9 @@ func waitDNS(addr string) error {
 	}
 	return err
 }
+
+// newOrderPath is Pebble's newOrder endpoint.
+const newOrderPath = "/order-plz"
 
 // freePort returns a loopback port nobody listened on a moment ago.
 func freePort(t *testing.T) int {

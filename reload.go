@@ -91,6 +91,8 @@ func restartKeys(old, cfg *Config) []string {
 		{"tls.min_version", old.TLS.MinVersion, cfg.TLS.MinVersion},
 		{"tls.reload_interval", old.TLS.ReloadInterval, cfg.TLS.ReloadInterval},
 		{"tls.acme", old.TLS.ACME, cfg.TLS.ACME},
+		{"tls.session_tickets", old.TLS.SessionTickets, cfg.TLS.SessionTickets},
+		{"cluster", old.Cluster, cfg.Cluster},
 		{"limits.read_header_timeout", old.Limits.ReadHeaderTimeout, cfg.Limits.ReadHeaderTimeout},
 		{"limits.read_timeout", old.Limits.ReadTimeout, cfg.Limits.ReadTimeout},
 		{"limits.write_timeout", old.Limits.WriteTimeout, cfg.Limits.WriteTimeout},
@@ -114,6 +116,7 @@ func keepRestartOnly(old, cfg *Config) {
 	cfg.DataDir = old.DataDir
 	cfg.TLS.Source, cfg.TLS.MinVersion, cfg.TLS.ReloadInterval, cfg.TLS.ACME =
 		old.TLS.Source, old.TLS.MinVersion, old.TLS.ReloadInterval, old.TLS.ACME
+	cfg.TLS.SessionTickets, cfg.Cluster = old.TLS.SessionTickets, old.Cluster
 	cfg.Limits.ReadHeaderTimeout, cfg.Limits.ReadTimeout = old.Limits.ReadHeaderTimeout, old.Limits.ReadTimeout
 	cfg.Limits.WriteTimeout, cfg.Limits.IdleTimeout = old.Limits.WriteTimeout, old.Limits.IdleTimeout
 	cfg.Limits.MaxHeaderBytes = old.Limits.MaxHeaderBytes // net/http's own cap is sized at start

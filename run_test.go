@@ -65,6 +65,14 @@ type running struct {
 // waits for its start-up log line. The config must log JSON.
 func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 	t.Helper()
+	r := launchRun(t, vars, args...)
+	r.waitServing(t)
+	return r
+}
+
+// launchRun calls run as startRun does, without waiting.
+func launchRun(t *testing.T, vars map[string]string, args ...string) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1), logs: &syncLog{}}
 	go func() {
@@ -78,13 +86,19 @@ func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 			t.Error("run did not return within 10s of cancel")
 		}
 	})
+	return r
+}
+
+// waitServing waits for run's start-up log line and reads its addresses.
+func (r *running) waitServing(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := r.logs.find("httpsd serving"); m != nil {
 			r.https, _ = m["https"].(string)
 			r.http, _ = m["http"].(string)
 			r.admin, _ = m["admin"].(string)
-			return r
+			return
 		}
 		select {
 		case err := <-r.done:
@@ -94,7 +108,6 @@ func startRun(t *testing.T, vars map[string]string, args ...string) *running {
 		}
 	}
 	t.Fatalf("no start-up line within 10s:\n%s", r.logs)
-	return nil
 }
 
 // waitUntil fails the test unless cond holds within timeout.

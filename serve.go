@@ -62,9 +62,18 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	d.reloads = registerMetrics(d.reg, d, logs, now)
 	d.pm = proxy.NewMetrics(d.reg)
 
+	store, secret, err := openStore(cfg, d.logger)
+	if err != nil {
+		flushWithin(logs, time.Second)
+		return usageError{err}
+	}
+	if store != nil {
+		defer store.Close()
+		registerStoreMetrics(d.reg, store)
+	}
 	var lns *listeners
-	err := interruptible(ctx, func() error {
-		src, err := loadCertificates(cfg, now, d.logger)
+	err = interruptible(ctx, func() error {
+		src, err := loadCertificates(cfg, now, d.logger, store)
 		if err != nil {
 			return usageError{err}
 		}
@@ -97,6 +106,22 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 		d.logger.Warn("listen.http is off: ACME can validate only through tls-alpn-01 on the HTTPS port")
 	}
 	d.srv = server.New(d.fullOptions(cfg, lns, logs))
+	// Background work ends before the storage is closed (deferred above):
+	// an order stops and releases its lock.
+	bg, stopBG := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer waitWithin(&background, 5*time.Second)
+	defer stopBG()
+	if secret != nil {
+		tickets, err := d.startTickets(ctx, store, secret, cfg.TLS.SessionTickets)
+		if err != nil {
+			return usageError{err}
+		}
+		background.Go(func() { tickets.Run(bg) })
+	}
+	if store != nil {
+		background.Go(func() { store.Run(bg, storePing) })
+	}
 	var admin *server.Admin
 	errc := make(chan error, 3)
 	go func() { errc <- d.srv.ServeTLS(lns.https) }()
@@ -105,20 +130,19 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 	}
 	if lns.admin != nil {
 		admin = server.NewAdmin(server.AdminOptions{Metrics: d.reg, Ready: d.ready, Live: d.srv.Probe,
-			Pprof: cfg.Listen.AdminPprof, Public: cfg.Listen.AdminPublic, Addr: cfg.Listen.Admin, Logger: d.logger})
+			Warnings: func() []string { return storageWarnings(store) },
+			Pprof:    cfg.Listen.AdminPprof, Public: cfg.Listen.AdminPublic, Addr: cfg.Listen.Admin, Logger: d.logger})
 		go func() { errc <- admin.Serve(lns.admin) }()
 	}
 	d.mu.Lock()
 	d.up = true
 	d.mu.Unlock()
 	d.logStart(lns)
-	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
 	if d.src.acme != nil {
-		go d.src.acme.Run(bg)
+		background.Go(func() { d.src.acme.Run(bg) })
 	}
 	if d.src.files != nil {
-		go d.src.files.Run(bg, cfg.TLS.ReloadInterval)
+		background.Go(func() { d.src.files.Run(bg, cfg.TLS.ReloadInterval) })
 	}
 
 	serveErr := d.wait(ctx, hup, errc)
@@ -191,6 +215,20 @@ func interruptible(ctx context.Context, f func() error) error {
 		return err
 	case <-ctx.Done():
 		return nil
+	}
+}
+
+// waitWithin waits for wg, at most d: autocert's own orders (without
+// tls.acme.storage) cannot be stopped and may run for minutes.
+func waitWithin(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
 	}
 }
 

@@ -36,6 +36,33 @@ type ACMEOptions struct {
 	Logger       *slog.Logger   // discards when nil
 	MinBackoff   time.Duration  // 1 minute: first wait after a failure, doubling
 	MaxBackoff   time.Duration  // 1 hour
+
+	// Cache, when not nil, holds the account key, certificates and
+	// challenge data instead of a DirCache in CacheDir: one that every
+	// replica shares.
+	Cache autocert.Cache
+	// TryLock, when not nil, makes issuance and renewal one order per
+	// certificate across the replicas sharing Cache: a replica orders only
+	// while it holds the lock named after the certificate's host name;
+	// the others wait for the certificate to appear in Cache. ACME then
+	// renews certificates itself, under the lock, instead of leaving it
+	// to autocert. Nil: autocert orders and renews on its own.
+	TryLock func(ctx context.Context, name string) (lease Lease, held bool, err error)
+	// LockWait bounds how long a replica waits for another replica's
+	// order, or for the lock's storage to answer; 6 minutes (autocert
+	// gives an order 5).
+	LockWait time.Duration
+	// Poll is how often a waiting replica looks for the certificate and
+	// tries the lock; 1 second.
+	Poll time.Duration
+}
+
+// Lease is a lock TryLock took: Lost is closed if it is lost before
+// Release (it expired while the storage did not answer), and the holder
+// then stops its order.
+type Lease struct {
+	Lost    <-chan struct{}
+	Release func()
 }
 
 // ACME obtains and renews certificates with autocert, wrapped to issue at
@@ -65,6 +92,8 @@ type ACME struct {
 	// account), for explainEAB.
 	newAccountURL  string
 	accountRefusal problem
+
+	shared *sharedState // with ACMEOptions.TryLock; nil otherwise
 }
 
 // NewACME returns an ACME source for opts; call Run to issue in the
@@ -98,10 +127,14 @@ func NewACME(opts ACMEOptions) (*ACME, error) {
 		transport.TLSClientConfig = &tls.Config{RootCAs: opts.CARoots}
 	}
 	observer := caObserver{base: transport, failed: a.challengeFailed, refused: a.caRefused, directory: a.directoryRead}
+	var cache autocert.Cache = autocert.DirCache(opts.CacheDir)
+	if opts.Cache != nil {
+		cache = opts.Cache
+	}
 	a.m = &autocert.Manager{
 		Prompt:      autocert.AcceptTOS,
 		HostPolicy:  a.hostPolicy,
-		Cache:       observedCache{Cache: autocert.DirCache(opts.CacheDir), put: a.certStored},
+		Cache:       observedCache{Cache: cache, put: a.certStored},
 		RenewBefore: opts.RenewBefore,
 		Email:       opts.Email,
 		Client: &acme.Client{
@@ -113,6 +146,12 @@ func NewACME(opts ACMEOptions) (*ACME, error) {
 	a.obtain = a.m.GetCertificate
 	if opts.EABKeyID != "" {
 		a.m.ExternalAccountBinding = &acme.ExternalAccountBinding{KID: opts.EABKeyID, Key: opts.EABKey}
+	}
+	if opts.TryLock != nil {
+		a.shared = newShared(opts, observer)
+		a.shared.cache = a.m.Cache
+		// The Manager only answers challenges: one-shot Managers order.
+		a.m.Client.HTTPClient = &http.Client{Transport: refuseAll{}}
 	}
 	return a, nil
 }
@@ -128,7 +167,8 @@ func (a *ACME) hostPolicy(_ context.Context, host string) error {
 // the certificate of a configured host: ECDSA P-256 whenever the client
 // can verify it, else RSA. While a certificate is missing and backing off
 // after a failure, handshakes needing it fail at once instead of calling
-// the CA.
+// the CA. With TryLock, a certificate in service is served from memory:
+// a handshake never waits on the shared cache.
 func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
 		return a.m.GetCertificate(hello)
@@ -140,9 +180,12 @@ func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	key, hello := keyFor(name, hello)
 	st := a.states[key]
 	a.mu.Lock()
-	ready := st.ready
+	ready, cert := st.ready, st.cert
 	a.mu.Unlock()
-	if ready {
+	switch {
+	case ready && a.shared != nil:
+		return cert, nil
+	case ready:
 		return a.obtain(hello)
 	}
 	return a.attempt(st, hello)
@@ -154,6 +197,9 @@ func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 // other hosts to fallback (which refuses them).
 func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler {
 	h := a.m.HTTPHandler(fallback)
+	if a.shared != nil {
+		a.shared.http01.Store(true)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := strings.ToLower(strings.TrimSuffix(hostOnly(r.Host), "."))
 		if !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") || !a.hosts[host] {
@@ -171,8 +217,18 @@ func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler {
 // watches renewals, until ctx is done. Renewing is autocert's work: it
 // starts ahead of expiry, retries every 30 to 60 minutes, and keeps the old
 // certificate in service while renewal fails; Run logs when it is overdue.
+// With TryLock, Run renews every certificate itself (RSA ones once a
+// client has needed them) and, once ctx is done, stops any order running
+// and releases its lock before it returns.
 func (a *ACME) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if a.shared != nil {
+		defer a.shared.stop()
+		wg.Go(func() {
+			<-ctx.Done()
+			a.shared.stop()
+		})
+	}
 	for name := range a.hosts {
 		st := a.states[name]
 		wg.Go(func() {
@@ -182,8 +238,21 @@ func (a *ACME) Run(ctx context.Context) {
 				defer a.mu.Unlock()
 				return err == nil, st.next
 			})
+			if a.shared != nil {
+				a.renewShared(ctx, st)
+				return
+			}
 			a.watchRenewal(ctx, st)
 		})
+		if rsa := a.states[name+"+rsa"]; a.shared != nil {
+			wg.Go(func() {
+				select {
+				case <-rsa.readyc:
+					a.renewShared(ctx, rsa)
+				case <-ctx.Done():
+				}
+			})
+		}
 	}
 	wg.Wait()
 }

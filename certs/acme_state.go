@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -14,6 +15,8 @@ type keyState struct {
 	name string
 	kind string        // "ECDSA" or "RSA"
 	busy chan struct{} // holds a token while an attempt runs
+	// readyc is closed once a certificate is in service.
+	readyc chan struct{}
 
 	// Guarded by ACME.mu:
 	ready    bool      // a certificate has been obtained or loaded
@@ -22,11 +25,12 @@ type keyState struct {
 	lastErr  error
 	lastLog  time.Time         // last "no certificate yet" log line
 	leaf     *x509.Certificate // the certificate in service
+	cert     *tls.Certificate  // the certificate in service, with ACMEOptions.TryLock
 	stats    HostStats
 }
 
 func newKeyState(name, kind string) *keyState {
-	return &keyState{name: name, kind: kind, busy: make(chan struct{}, 1)}
+	return &keyState{name: name, kind: kind, busy: make(chan struct{}, 1), readyc: make(chan struct{})}
 }
 
 // attemptWait bounds how long a handshake waits for an attempt already
@@ -100,7 +104,13 @@ func (a *ACME) attempt(st *keyState, hello *tls.ClientHelloInfo) (*tls.Certifica
 	a.mu.Unlock()
 
 	a.attempts.Add(1)
-	cert, err := a.obtain(hello)
+	var cert *tls.Certificate
+	var err error
+	if a.shared != nil {
+		cert, err = a.obtainShared(st, hello, false)
+	} else {
+		cert, err = a.obtain(hello)
+	}
 	a.attempts.Add(-1)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -110,14 +120,20 @@ func (a *ACME) attempt(st *keyState, hello *tls.ClientHelloInfo) (*tls.Certifica
 				"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339),
 				"renewal_due", renewalDue(cert.Leaf, a.renew).UTC().Format(time.RFC3339))
 			st.leaf = cert.Leaf
+			close(st.readyc)
 		}
-		st.ready, st.failures, st.lastErr = true, 0, nil
+		st.ready, st.failures, st.lastErr, st.cert = true, 0, nil, cert
 		return cert, nil
 	}
 	wait := backoff(a.min, a.max, st.failures)
-	st.failures++
-	st.stats.Failures++
-	st.stats.LastFailure = time.Now()
+	var we *waitError
+	if errors.As(err, &we) { // waited for the storage or another replica: no longer backoff
+		wait = a.min
+	} else {
+		st.failures++
+		st.stats.Failures++
+		st.stats.LastFailure = time.Now()
+	}
 	err = a.explainEAB(err)
 	st.next, st.lastErr = time.Now().Add(wait), err
 	a.logger.Error("acme: certificate failed", "host", st.name, "key", st.kind, "err", err,

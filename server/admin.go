@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/httpsd/httpsd/metrics"
@@ -21,6 +22,10 @@ type AdminOptions struct {
 	// Ready reports why the server is not ready, or nil when it is; nil
 	// counts as always ready.
 	Ready func() error
+	// Warnings lists what /readyz reports without failing, one line each
+	// (e.g. a shared storage down while the certificates held serve); nil
+	// reports none.
+	Warnings func() []string
 	// Live reports why the server does not serve (e.g. Server.Probe: it
 	// no longer answers HTTPS), or nil when it does; /healthz answers 503
 	// then. nil counts as always live.
@@ -82,13 +87,19 @@ func NewAdmin(opts AdminOptions) *Admin {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		var warnings string
+		if opts.Warnings != nil {
+			for _, line := range opts.Warnings() {
+				warnings += "warning: " + line + "\n"
+			}
+		}
 		if opts.Ready != nil {
 			if err := opts.Ready(); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				http.Error(w, strings.TrimSuffix("not ready: "+err.Error()+"\n"+warnings, "\n"), http.StatusServiceUnavailable)
 				return
 			}
 		}
-		io.WriteString(w, "ready\n")
+		io.WriteString(w, "ready\n"+warnings)
 	})
 	if opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

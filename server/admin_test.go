@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -110,4 +111,30 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 		<-w.release
 	}
 	return len(p), nil
+}
+
+// TestReadyzWarnings: warnings are listed under the answer, ready or not,
+// without changing its status.
+func TestReadyzWarnings(t *testing.T) {
+	warn := func() []string { return []string{"storage down"} }
+	tests := []struct {
+		name     string
+		opts     AdminOptions
+		code     int
+		wantBody string
+	}{
+		{"ready", AdminOptions{}, 200, "ready\n"},
+		{"ready with a warning", AdminOptions{Warnings: warn}, 200, "ready\nwarning: storage down\n"},
+		{"not ready", AdminOptions{Ready: func() error { return errors.New("no cert") }}, 503, "not ready: no cert\n"},
+		{"not ready with a warning", AdminOptions{Ready: func() error { return errors.New("no cert") }, Warnings: warn},
+			503, "not ready: no cert\nwarning: storage down\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := startAdmin(t, tt.opts)
+			if code, body := adminGet(t, addr, "localhost", "/readyz"); code != tt.code || body != tt.wantBody {
+				t.Errorf("GET /readyz = %d %q, want %d %q", code, body, tt.code, tt.wantBody)
+			}
+		})
+	}
 }

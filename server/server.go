@@ -335,3 +335,12 @@ func (s *Server) Handler() http.Handler {
 
 // OpenConns returns the number of HTTPS and plain-HTTP connections open.
 func (s *Server) OpenConns() int { return s.conns.open() }
+
+// SetSessionTicketKeys makes the HTTPS listener encrypt new session
+// tickets with keys[0] and accept tickets made with any of keys, as
+// tls.Config.SetSessionTicketKeys does; replicas given the same keys
+// resume each other's sessions. Until it is called, crypto/tls makes and
+// rotates its own keys.
+func (s *Server) SetSessionTicketKeys(keys [][32]byte) {
+	s.tls.SetSessionTicketKeys(keys)
+}

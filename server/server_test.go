@@ -206,3 +206,42 @@ func TestShutdownClosesUnusedConns(t *testing.T) {
 		t.Errorf("Shutdown with an unused connection open = %v, want nil at once", err)
 	}
 }
+
+// TestSessionTicketKeys: two servers given the same ticket keys resume
+// each other's sessions, over TLS 1.3 and 1.2; without them they do not.
+func TestSessionTicketKeys(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		shared bool
+		max    uint16
+	}{{"TLS 1.3 shared", true, tls.VersionTLS13}, {"TLS 1.2 shared", true, tls.VersionTLS12},
+		{"TLS 1.3 own keys", false, tls.VersionTLS13}} {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := newTestServer(t, Options{}, nil), newTestServer(t, Options{}, nil)
+			if tt.shared {
+				keys := [][32]byte{{1}, {2}}
+				a.SetSessionTicketKeys(keys)
+				b.SetSessionTicketKeys(keys)
+			}
+			// Each has its own CA: the client skips verification, which
+			// a resumed handshake does not redo anyway.
+			conf := &tls.Config{ServerName: "localhost", InsecureSkipVerify: true, MaxVersion: tt.max,
+				ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+			var resumed []bool
+			for _, srv := range []*testServer{a, b} {
+				c, err := tls.Dial("tcp", srv.addr, conf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// TLS 1.3 tickets come after the handshake: read a response.
+				c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+				io.ReadAll(c)
+				resumed = append(resumed, c.ConnectionState().DidResume)
+				c.Close()
+			}
+			if resumed[0] || resumed[1] != tt.shared {
+				t.Errorf("DidResume on A, then B = %v, want [false %v]", resumed, tt.shared)
+			}
+		})
+	}
+}
