@@ -14,7 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
 	"time"
+
+	"github.com/httpsd/httpsd/internal/redistest"
 )
 
 // startHAProxy runs HAProxy with deploy/haproxy.cfg (installing the
@@ -86,19 +89,26 @@ func clientVia(roots *x509.CertPool, addr, from string) *http.Client {
 	}}
 }
 
-// TestHAProxy puts three replicas behind a real HAProxy in TCP mode with
-// send-proxy-v2 (deploy/haproxy.cfg): requests succeed, the replicas see
-// the clients' addresses, not HAProxy's, in their access logs, and the
-// per-IP limit applies per real client.
+// TestHAProxy puts three replicas sharing ticket keys through Redis behind
+// a real HAProxy in TCP mode with send-proxy-v2 (deploy/haproxy.cfg):
+// requests succeed, the replicas see the clients' addresses, not
+// HAProxy's, in their access logs, the per-IP limit applies per real
+// client, and a TLS session resumes on whichever replica HAProxy picks.
 func TestHAProxy(t *testing.T) {
 	ca := newTestCA(t)
 	cert, key := ca.leaf("localhost", time.Now().Add(24*time.Hour), "localhost")
+	redis := redistest.Start(t, "scripts/testdeps.sh")
+	vars := map[string]string{"HTTPSD_TLS_ACME_STORAGE": redis.URL(0), "HTTPSD_TLS_ACME_STORAGE_PASSWORD": redis.Password,
+		"HTTPSD_TLS_SESSION_TICKETS_SHARED": "true", "HTTPSD_CLUSTER_SECRET": strings.Repeat("3c", 32)}
 	var replicas [3]*running
 	var addrs [3]string
 	for i := range replicas {
 		// One request per client per replica: the limits are per replica.
-		replicas[i] = startRun(t, nil, "-config", replicaConfig(t, cert, key, "limits: {rate_per_ip: 0.01, burst_per_ip: 1}\n"))
+		replicas[i] = startRun(t, vars, "-config", replicaConfig(t, cert, key, "limits: {rate_per_ip: 0.01, burst_per_ip: 1}\n"))
 		addrs[i] = replicas[i].https
+	}
+	for _, r := range replicas {
+		waitLog(t, r, "cluster: session ticket keys applied", 10*time.Second)
 	}
 	lb := startHAProxy(t, addrs)
 	roots := x509.NewCertPool()
@@ -133,5 +143,33 @@ func TestHAProxy(t *testing.T) {
 				t.Errorf("replica %d logged a request from another address than the clients': %s", i+1, line)
 			}
 		}
+	}
+
+	// Three connections with one session cache: HAProxy sends them to
+	// each replica in turn, and the second and third resume the session
+	// the first replica began.
+	conf := &tls.Config{RootCAs: roots, ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(4), NextProtos: []string{"http/1.1"}}
+	var resumed []bool
+	for range 3 {
+		c, err := tls.Dial("tcp", lb, conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+		io.ReadAll(c) // TLS 1.3 sends the ticket after the handshake
+		resumed = append(resumed, c.ConnectionState().DidResume)
+		c.Close()
+	}
+	if fmt.Sprint(resumed) != "[false true true]" {
+		t.Errorf("DidResume of 3 connections through HAProxy = %v, want [false true true]: a session resumes on another replica", resumed)
+	}
+	on := 0 // replicas that resumed a session
+	for _, r := range replicas {
+		if strings.Contains(scrape(t, r.admin), `resumed="true"`) {
+			on++
+		}
+	}
+	if on != 2 {
+		t.Errorf("%d replicas resumed a session, want 2 (HAProxy sends each connection to the next replica)", on)
 	}
 }
