@@ -59,6 +59,11 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 			return usageError{cfg.errorAt(key, key+".files.root", "%v", err)}
 		}
 	}
+	if cfg.Listen.HTTP3 {
+		if w := server.UDPBufferWarning(); w != "" {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
+	}
 	fmt.Fprintf(stdout, "%s: ok (source %s, hosts %s, https %s)\n", file, cfg.TLS.Source, strings.Join(hosts, ","), cfg.Listen.HTTPS)
 	if !online {
 		return nil

@@ -53,7 +53,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 			if e.status == 0 {
 				e.status = http.StatusOK
 			}
-			route.observe(r.Method, e.status, e.elapsed)
+			route.observe(r.Proto, r.Method, e.status, e.elapsed)
 			if st.accessLog {
 				s.logRequest(r, e)
 			}
@@ -110,7 +110,7 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 		return
 	}
 	if !validHost(r.Host) {
-		h["Connection"] = connectionClose
+		closeAfter(h, r)
 		s.reject(w, http.StatusBadRequest, "400 bad request: malformed Host")
 		return
 	}
@@ -120,7 +120,7 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 	}
 	if st.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > st.maxBody {
-			h["Connection"] = connectionClose
+			closeAfter(h, r)
 			s.reject(w, http.StatusRequestEntityTooLarge, "413 request body too large")
 			return
 		}
@@ -151,7 +151,19 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 		}
 		w.gate = st.gate
 	}
+	if alt := s.h3.altSvc.Load(); alt != nil && r.ProtoMajor < 3 {
+		h["Alt-Svc"] = *alt // HTTP/3 is served: on answers, not on refusals
+	}
 	next.ServeHTTP(w, r)
+}
+
+// closeAfter asks for the connection to be closed after the response,
+// where the protocol has a Connection header: HTTP/3 forbids it, and
+// HTTP/2 leaves it out.
+func closeAfter(h http.Header, r *http.Request) {
+	if r.ProtoMajor < 3 {
+		h["Connection"] = connectionClose
+	}
 }
 
 func (s *Server) reject(w http.ResponseWriter, code int, msg string) {
