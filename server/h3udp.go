@@ -40,6 +40,10 @@ func udpBufferWarning(pc net.PacketConn) string {
 	if !ok || rcv >= udpBufferWant && snd >= udpBufferWant {
 		return ""
 	}
+	return udpBufferMessage(rcv, snd)
+}
+
+func udpBufferMessage(rcv, snd int) string {
 	return fmt.Sprintf("UDP buffers are smaller than QUIC wants (receive %d KiB, send %d KiB; wanted %d KiB): HTTP/3 may drop packets under load; raise the kernel's limit: %s",
 		rcv>>10, snd>>10, udpBufferWant>>10, udpBufferFix)
 }
