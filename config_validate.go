@@ -61,9 +61,6 @@ func (c *Config) validate() []error {
 	default:
 		bad("tls.source", "must be one of self-signed, files, acme; got %q", c.TLS.Source)
 	}
-	if c.TLS.EarlyData && !c.Listen.HTTP3 {
-		bad("tls.early_data", "0-RTT is served over HTTP/3 only, and listen.http3 is false")
-	}
 	if _, ok := tlsVersions[c.TLS.MinVersion]; !ok {
 		bad("tls.min_version", `must be "1.2" or "1.3"; got %q`, c.TLS.MinVersion)
 	}
