@@ -53,7 +53,7 @@ done
 # med PEER PATTERN FIELD: median [min-max] of the number before FIELD on
 # the lines of PEER matching PATTERN.
 med() {
-  grep "^$1: $2" "$out" | sed -E "s/.* ([0-9.]+) $3.*/\1/" | sort -n |
+  grep "^$1: $2" "$out" | sed -E "s|.* ([0-9.]+) $3.*|\1|" | sort -n |
     awk '{v[NR] = $1} END {if (NR == 0) {print "-"; exit} printf "%.0f [%.0f-%.0f]", v[int((NR + 1) / 2)], v[1], v[NR]}'
 }
 echo

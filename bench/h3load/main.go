@@ -178,13 +178,14 @@ func (d *dialer) handshakes(name string, w int, dur time.Duration) error {
 	stop := time.Now().Add(dur)
 	var wg sync.WaitGroup
 	for range w {
+		wd := &dialer{addr: d.addr, proto: d.proto, url: d.url} // a UDP socket per worker
 		wg.Go(func() {
 			for time.Now().Before(stop) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				cn, err := d.dial(ctx)
+				cn, err := wd.dial(ctx)
 				cancel()
 				if err == nil {
-					err = d.get(cn)
+					err = wd.get(cn)
 					cn.close()
 				}
 				if err != nil {
