@@ -139,8 +139,10 @@ func TestH3Retry(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("GET after a Retry = %d, want 200", resp.StatusCode)
 	}
-	if got := counterValue(t, reg, "httpsd_quic_retries_total", map[string]string{"reason": "rate"}); got != 1 {
-		t.Errorf("httpsd_quic_retries_total{reason=rate} = %v, want 1", got)
+	// At least one: a ClientHello with a post-quantum key share takes two
+	// Initial packets, and each is asked for a Retry.
+	if got := counterValue(t, reg, "httpsd_quic_retries_total", map[string]string{"reason": "rate"}); got < 1 {
+		t.Errorf("httpsd_quic_retries_total{reason=rate} = %v, want at least 1", got)
 	}
 }
 

@@ -28,7 +28,7 @@ func (h *h3State) init(opts Options, lim Limits, reg *metrics.Registry) {
 	h.retryRate = rate
 	h.retryBucket = tokenBucket{tokens: max(1, rate), last: time.Now()}
 	h.retries = reg.Counter("httpsd_quic_retries_total",
-		"QUIC connection attempts asked to prove their address with a Retry, by reason: rate (new connections over the rate), per_ip (the address holds half its connections).",
+		"QUIC Initial packets answered with a Retry (the client must prove its address), by reason: rate (new connections over the rate), per_ip (the address holds half its connections).",
 		"reason")
 }
 
