@@ -208,12 +208,3 @@ func (h *h3State) closeIdle() {
 		c.closeWith("server shutting down")
 	}
 }
-
-// AltSvc returns the Alt-Svc header value HTTP/1.1 and HTTP/2 responses
-// carry, or "" while HTTP/3 is not served.
-func (s *Server) AltSvc() string {
-	if a := s.h3.altSvc.Load(); a != nil {
-		return (*a)[0]
-	}
-	return ""
-}
