@@ -113,7 +113,11 @@ func TestIdleQUICMemory(t *testing.T) {
 	h3per := float64(withH3-withH2) / n
 	t.Logf("httpsd RSS %d KiB; +%d idle HTTP/2 connections: %d KiB (%.1f KiB each); +%d idle HTTP/3 connections: %d KiB (%.1f KiB each, %.2fx HTTP/2)",
 		base, n, withH2, h2per, n, withH3, h3per, h3per/max(h2per, 1))
-	if h3per > 200 {
-		t.Errorf("%.1f KiB per idle HTTP/3 connection, want at most 200", h3per)
+	limit := 200.0
+	if raceBuild {
+		limit = 2000 // the race detector's shadow memory
+	}
+	if h3per > limit {
+		t.Errorf("%.1f KiB per idle HTTP/3 connection, want at most %.0f", h3per, limit)
 	}
 }
