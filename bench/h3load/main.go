@@ -71,6 +71,7 @@ func main() {
 // dialer opens connections of one protocol to one server.
 type dialer struct {
 	addr, proto, url string
+	from             string          // source address, "" for 127.0.0.1
 	tr               *quic.Transport // shared UDP socket for h3
 	once             sync.Once
 }
@@ -85,7 +86,11 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 	conf := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
 	if d.proto == "h2" {
 		conf.NextProtos = []string{"h2"}
-		c, err := (&tls.Dialer{Config: conf}).DialContext(ctx, "tcp", d.addr)
+		nd := &net.Dialer{}
+		if d.from != "" {
+			nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(d.from)}
+		}
+		c, err := (&tls.Dialer{NetDialer: nd, Config: conf}).DialContext(ctx, "tcp", d.addr)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +102,11 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 		return &conn{rt: cc, close: func() { cc.Close() }}, nil
 	}
 	d.once.Do(func() {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		from := d.from
+		if from == "" {
+			from = "127.0.0.1"
+		}
+		pc, err := net.ListenPacket("udp", from+":0")
 		if err != nil {
 			panic(err)
 		}
@@ -206,9 +215,14 @@ func (d *dialer) handshakes(name string, w int, dur time.Duration) error {
 	return nil
 }
 
-// idle opens n connections, one request each, and reports the server's
-// resident memory per connection once it settles.
+// idle opens n connections, one request each, from 50 loopback
+// addresses (below per-address caps), and reports the server's resident
+// memory per connection once it settles.
 func (d *dialer) idle(name string, n, pid int) error {
+	var froms []*dialer
+	for k := range 50 {
+		froms = append(froms, &dialer{addr: d.addr, proto: d.proto, url: d.url, from: fmt.Sprintf("127.0.0.%d", 10+k)})
+	}
 	if pid == 0 {
 		return errors.New("idle needs -pid")
 	}
@@ -218,7 +232,7 @@ func (d *dialer) idle(name string, n, pid int) error {
 	}
 	for i := range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cn, err := d.dial(ctx)
+		cn, err := froms[i%len(froms)].dial(ctx)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
