@@ -15,6 +15,7 @@
 #
 #   bench/h3.sh                  # ROUNDS=3 DURATION=10, about 8 minutes
 #   ROUNDS=1 DURATION=3 bench/h3.sh
+#   REPORT_FROM=log ROUNDS=3 bench/h3.sh   # only the report, from a run's output
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -54,8 +55,15 @@ measured() {
 }
 pidfile() { [ "$1" = httpsd ] && echo "$RUN_ROOT/httpsd/pid" || echo "$RUN_ROOT/caddy-h3/caddy.pid"; }
 load() { taskset -c "$C" "$RUN_ROOT/bin/h3load" "$@"; }
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for round in $(seq "$ROUNDS"); do
+# REPORT_FROM=FILE: no measurements, the report from the result lines of
+# an earlier run's output.
+if [ -n "${REPORT_FROM:-}" ]; then
+  grep -E '^(httpsd|caddy-h3): ' "$REPORT_FROM" >"$out"
+fi
+run_rounds=$ROUNDS
+[ -n "${REPORT_FROM:-}" ] && run_rounds=0
+[ "$run_rounds" -gt 0 ] && echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq "$run_rounds"); do
   for peer in httpsd caddy-h3; do
     addr=127.0.0.1:$(cat "$HERE/$peer/port")
     wait_quiet
@@ -84,14 +92,6 @@ med() {
   grep "^$1: $2" "$out" | sed -E "s|.* ([0-9.]+) $3.*|\1|" | sort -n |
     awk '{v[NR] = $1} END {if (NR == 0) {print "-"; exit} printf "%.0f [%.0f-%.0f]", v[int((NR + 1) / 2)], v[1], v[NR]}'
 }
-table=$(
-  echo "| server | HTTP/3 req/s | HTTP/2 req/s | HTTP/3 p99 ms | HTTP/2 p99 ms | QUIC full hs/s | TCP+TLS full hs/s | QUIC hs per server CPU-s | TCP+TLS hs per server CPU-s | RSS per idle HTTP/3 conn KiB | RSS per idle HTTP/2 conn KiB |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
-  for peer in httpsd caddy-h3; do
-    p99() { grep "^$peer: $1 req" "$out" | sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' | sort -n | awk '{v[NR] = $1} END {printf "%s", v[int((NR + 1) / 2)]}'; }
-    echo "| $peer | $(med $peer 'h3 req' requests/s) | $(med $peer 'h2 req' requests/s) | $(p99 h3) | $(p99 h2) | $(med $peer 'h3 hs' 'full handshakes') | $(med $peer 'tcp hs' handshakes/s) | $(cap $peer 'h3 hs') | $(cap $peer 'tcp hs') | $(med $peer 'h3 idle' 'KiB per') | $(med $peer 'h2 idle' 'KiB per') |"
-  done
-)
 # cap PEER PATTERN: median [min-max] of handshakes per second of server CPU
 # (the rate divided by the share of its core the server used): what one
 # core could do were the client not the limit.
@@ -100,6 +100,14 @@ cap() {
     awk '$2 > 0 {print $1 * 100 / $2}' | sort -n |
     awk '{v[NR] = $1} END {if (NR == 0) {print "-"; exit} printf "%.0f [%.0f-%.0f]", v[int((NR + 1) / 2)], v[1], v[NR]}'
 }
+table=$(
+  echo "| server | HTTP/3 req/s | HTTP/2 req/s | HTTP/3 p99 ms | HTTP/2 p99 ms | QUIC full hs/s | TCP+TLS full hs/s | QUIC hs per server CPU-s | TCP+TLS hs per server CPU-s | RSS per idle HTTP/3 conn KiB | RSS per idle HTTP/2 conn KiB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  for peer in httpsd caddy-h3; do
+    p99() { grep "^$peer: $1 req" "$out" | sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' | sort -n | awk '{v[NR] = $1} END {printf "%s", v[int((NR + 1) / 2)]}'; }
+    echo "| $peer | $(med $peer 'h3 req' requests/s) | $(med $peer 'h2 req' requests/s) | $(p99 h3) | $(p99 h2) | $(med $peer 'h3 hs' 'full handshakes') | $(med $peer 'tcp hs' handshakes/s) | $(cap $peer 'h3 hs') | $(cap $peer 'tcp hs') | $(med $peer 'h3 idle' 'KiB per') | $(med $peer 'h2 idle' 'KiB per') |"
+  done
+)
 # m PEER PATTERN FIELD: the median alone.
 m() { med "$1" "$2" "$3" | cut -d' ' -f1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
