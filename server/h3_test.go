@@ -223,3 +223,20 @@ func TestH3ShutdownLetsRequestsFinish(t *testing.T) {
 		t.Error("GET over HTTP/3 after Shutdown succeeded, want an error")
 	}
 }
+
+// TestH3IdleTimeout: an HTTP/3 connection without requests for
+// Limits.IdleTimeout is closed, and leaves the connection count.
+func TestH3IdleTimeout(t *testing.T) {
+	hs := newH3TestServer(t, Options{Limits: Limits{IdleTimeout: 300 * time.Millisecond}})
+	client, _ := hs.h3Client(t, "")
+	resp, err := client.Get(hs.url + "/hello/idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	start := time.Now()
+	if !eventually(10*time.Second, func() bool { return hs.OpenConns() == 0 }) {
+		t.Fatalf("the idle HTTP/3 connection is still open %v after a 300ms idle timeout", time.Since(start))
+	}
+	t.Logf("idle HTTP/3 connection closed %v after its request (idle_timeout 300ms)", time.Since(start).Round(time.Millisecond))
+}
