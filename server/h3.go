@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -86,7 +87,7 @@ func (s *Server) ServeQUIC(pc net.PacketConn) error {
 		Handler:        s.h3Serve(s.app(http.HandlerFunc(s.h3Checks))),
 		MaxHeaderBytes: 2 * s.lim.MaxHeaderBytes, // the app answers 431 below this, with a log line
 		IdleTimeout:    s.lim.IdleTimeout,
-		Logger:         s.logger,
+		Logger:         slog.New(warnAndAbove{s.logger.Handler()}), // not a debug line per request
 	}
 	h := &s.h3
 	h.mu.Lock()
@@ -114,6 +115,19 @@ func (s *Server) ServeQUIC(pc net.PacketConn) error {
 	}
 	return err
 }
+
+// warnAndAbove passes on the records of at least warning level.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(as)}
+}
+
+func (h warnAndAbove) WithGroup(name string) slog.Handler { return warnAndAbove{h.Handler.WithGroup(name)} }
 
 // quicConfig bounds each QUIC connection: handshake and idle time from
 // the limits, flow-control windows and stream counts from the constants
