@@ -127,7 +127,9 @@ func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
 	return warnAndAbove{h.Handler.WithAttrs(as)}
 }
 
-func (h warnAndAbove) WithGroup(name string) slog.Handler { return warnAndAbove{h.Handler.WithGroup(name)} }
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
+}
 
 // quicConfig bounds each QUIC connection: handshake and idle time from
 // the limits, flow-control windows and stream counts from the constants
