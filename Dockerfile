@@ -1,7 +1,7 @@
 # httpsd as a small, non-root container image.
 #
 #   docker build -t httpsd .
-#   docker run -p 443:443 -p 80:80 -v httpsd-data:/data \
+#   docker run -p 443:443 -p 443:443/udp -p 80:80 -v httpsd-data:/data \
 #     -e HTTPSD_TLS_SOURCE=acme -e HTTPSD_HOSTS=example.com -e HTTPSD_TLS_ACME_EMAIL=you@example.com httpsd
 #
 # GO_IMAGE may name any image with Go 1.26 (scripts/docker-test.sh builds one
@@ -27,6 +27,7 @@ USER 65532:65532
 ENV HTTPSD_LISTEN_HTTPS=:443 HTTPSD_LISTEN_HTTP=:80 HTTPSD_DATA_DIR=/data \
     HTTPSD_LIMITS_SHUTDOWN_TIMEOUT=8s
 VOLUME /data
-EXPOSE 80 443
+# 443/udp: HTTP/3 over QUIC, on the HTTPS port.
+EXPOSE 80 443 443/udp
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/httpsd", "health"]
 ENTRYPOINT ["/httpsd"]

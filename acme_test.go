@@ -113,6 +113,12 @@ func TestACMETLSALPN01(t *testing.T) {
 	}
 	https := "127.0.0.1:" + strconv.Itoa(s.httpsPort)
 	leaf := getHello(t, https, p.root, nil)
+	t.Run("HTTP/3 with the same certificate", func(t *testing.T) {
+		code, body, proto := h3Get(t, h3Client(t, rootPool(p.root), https), acmeHost, "/hello/world")
+		if code != 200 || body != "<b>Hello world</b>!" || proto != "HTTP/3.0" {
+			t.Errorf("GET https://%s/hello/world = %d %q over %s, want 200 over HTTP/3.0", acmeHost, code, body, proto)
+		}
+	})
 	if code, body := adminGet(t, r.admin, "/readyz"); code != 200 {
 		t.Errorf("GET /readyz with a certificate = %d %q, want 200", code, body)
 	}

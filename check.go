@@ -59,6 +59,11 @@ func check(ctx context.Context, cfg *Config, file string, online bool, resolver 
 			return usageError{cfg.errorAt(key, key+".files.root", "%v", err)}
 		}
 	}
+	if cfg.Listen.HTTP3 {
+		if w := server.UDPBufferWarning(); w != "" {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
+	}
 	store, _, err := openStore(cfg, nil) // reads the password, secret and roots files
 	if err != nil {
 		return usageError{err}

@@ -37,6 +37,7 @@ type Config struct {
 type ListenConfig struct {
 	HTTPS           string
 	HTTP            string // "" turns plain HTTP off
+	HTTP3           bool   // HTTP/3 on a UDP socket on the HTTPS address
 	PublicHTTPSPort int    // 0 = the port of HTTPS
 	Admin           string // metrics, health, pprof; "" turns it off
 	AdminPublic     bool   // allow a non-loopback admin address
@@ -51,6 +52,7 @@ type TLSConfig struct {
 	Source         string
 	MinVersion     string
 	HSTSMaxAge     time.Duration // 0 = default for the source, < 0 = off
+	EarlyData      bool          // TLS 1.3 0-RTT on HTTP/3
 	Certificates   []CertFiles
 	ReloadInterval time.Duration // how often certificate files are checked for changes
 	ACME           ACMEConfig
@@ -141,7 +143,7 @@ const (
 
 func defaultConfig() *Config {
 	return &Config{
-		Listen:  ListenConfig{HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090"},
+		Listen:  ListenConfig{HTTPS: ":8443", HTTP: ":8080", HTTP3: true, Admin: "127.0.0.1:9090"},
 		DataDir: "./data",
 		TLS: TLSConfig{Source: sourceSelfSigned, MinVersion: "1.2", ReloadInterval: 5 * time.Second,
 			ACME: ACMEConfig{Directory: certs.LetsEncryptURL,

@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("loadConfig(no file) = %+v, want %+v", c, want)
 	}
-	if c.Listen.HTTPS != ":8443" || c.Listen.HTTP != ":8080" || c.TLS.Source != "self-signed" ||
+	if c.Listen.HTTPS != ":8443" || c.Listen.HTTP != ":8080" || !c.Listen.HTTP3 || c.TLS.EarlyData || c.TLS.Source != "self-signed" ||
 		c.Limits.ReadHeaderTimeout != 5*time.Second || c.Limits.MaxHeaderBytes != 16384 || !c.Log.Access {
 		t.Errorf("defaults = %+v, not the documented ones", c)
 	}
@@ -40,10 +40,10 @@ func TestConfigFull(t *testing.T) {
 	}
 	want := &Config{
 		Hosts: []string{"example.com", "www.example.com"},
-		Listen: ListenConfig{HTTPS: "127.0.0.1:9443", HTTP: "", PublicHTTPSPort: 443,
+		Listen: ListenConfig{HTTPS: "127.0.0.1:9443", HTTP: "", HTTP3: false, PublicHTTPSPort: 443,
 			Admin: "0.0.0.0:9191", AdminPublic: true, AdminPprof: true},
 		DataDir: filepath.Join("testdata", "state"),
-		TLS: TLSConfig{Source: "files", MinVersion: "1.3", HSTSMaxAge: 24 * time.Hour, Certificates: []CertFiles{
+		TLS: TLSConfig{Source: "files", MinVersion: "1.3", HSTSMaxAge: 24 * time.Hour, EarlyData: true, Certificates: []CertFiles{
 			{Cert: filepath.Join("testdata", "certs/example.crt"), Key: "/abs/example.key"},
 		}, ReloadInterval: time.Second, ACME: ACMEConfig{Directory: "https://acme-v02.api.letsencrypt.org/directory",
 			Storage: StorageConfig{URL: "rediss://redis.example:6380/2", PasswordFile: filepath.Join("testdata", "secrets/redis-password"),

@@ -219,10 +219,10 @@ func TestAdminMetrics(t *testing.T) {
 		c.Close()
 	}
 	wants := []string{
-		`httpsd_http_requests_total{code="200",method="GET",route="/hello/:name"} 2`,
-		`httpsd_http_requests_total{code="421",method="GET",route="unmatched"} 1`,
+		`httpsd_http_requests_total{code="200",method="GET",proto="HTTP/2.0",route="/hello/:name"} 2`,
+		`httpsd_http_requests_total{code="421",method="GET",proto="HTTP/2.0",route="unmatched"} 1`,
 		`httpsd_rejections_total{reason="421"} 1`,
-		`httpsd_http_request_duration_seconds_count{route="/hello/:name"} 2`,
+		`httpsd_http_request_duration_seconds_count{proto="HTTP/2.0",route="/hello/:name"} 2`,
 		`httpsd_http_requests_in_flight 0`,
 		`httpsd_tls_handshakes_total{group="X25519MLKEM768",resumed="false",version="TLS 1.3"}`,
 		`httpsd_tls_handshake_failures_total{reason="version"} 1`,

@@ -81,6 +81,7 @@ func restartKeys(old, cfg *Config) []string {
 	}{
 		{"listen.https", old.Listen.HTTPS, cfg.Listen.HTTPS},
 		{"listen.http", old.Listen.HTTP, cfg.Listen.HTTP},
+		{"listen.http3", old.Listen.HTTP3, cfg.Listen.HTTP3},
 		{"listen.public_https_port", old.Listen.PublicHTTPSPort, cfg.Listen.PublicHTTPSPort},
 		{"listen.admin", old.Listen.Admin, cfg.Listen.Admin},
 		{"listen.admin_public", old.Listen.AdminPublic, cfg.Listen.AdminPublic},
@@ -89,6 +90,7 @@ func restartKeys(old, cfg *Config) []string {
 		{"data_dir", old.DataDir, cfg.DataDir},
 		{"tls.source", old.TLS.Source, cfg.TLS.Source},
 		{"tls.min_version", old.TLS.MinVersion, cfg.TLS.MinVersion},
+		{"tls.early_data", old.TLS.EarlyData, cfg.TLS.EarlyData},
 		{"tls.reload_interval", old.TLS.ReloadInterval, cfg.TLS.ReloadInterval},
 		{"tls.acme", old.TLS.ACME, cfg.TLS.ACME},
 		{"tls.session_tickets", old.TLS.SessionTickets, cfg.TLS.SessionTickets},
@@ -117,6 +119,7 @@ func keepRestartOnly(old, cfg *Config) {
 	cfg.TLS.Source, cfg.TLS.MinVersion, cfg.TLS.ReloadInterval, cfg.TLS.ACME =
 		old.TLS.Source, old.TLS.MinVersion, old.TLS.ReloadInterval, old.TLS.ACME
 	cfg.TLS.SessionTickets, cfg.Cluster = old.TLS.SessionTickets, old.Cluster
+	cfg.TLS.EarlyData = old.TLS.EarlyData
 	cfg.Limits.ReadHeaderTimeout, cfg.Limits.ReadTimeout = old.Limits.ReadHeaderTimeout, old.Limits.ReadTimeout
 	cfg.Limits.WriteTimeout, cfg.Limits.IdleTimeout = old.Limits.WriteTimeout, old.Limits.IdleTimeout
 	cfg.Limits.MaxHeaderBytes = old.Limits.MaxHeaderBytes // net/http's own cap is sized at start

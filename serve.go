@@ -123,8 +123,11 @@ func serve(ctx context.Context, cfg *Config, file string, lookupEnv func(string)
 		background.Go(func() { store.Run(bg, storePing) })
 	}
 	var admin *server.Admin
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- d.srv.ServeTLS(lns.https) }()
+	if lns.h3 != nil {
+		go func() { errc <- d.srv.ServeQUIC(lns.h3) }()
+	}
 	if lns.http != nil {
 		go func() { errc <- d.srv.ServeRedirect(lns.http) }()
 	}
@@ -192,6 +195,7 @@ func (d *daemon) fullOptions(cfg *Config, lns *listeners, logs *logWriter) serve
 	opts.GetCertificate = d.src.GetCertificate
 	opts.MinVersion = tlsVersions[cfg.TLS.MinVersion]
 	opts.HTTPSPort = httpsPort
+	opts.EarlyData = cfg.TLS.EarlyData
 	opts.Logger = d.logger
 	opts.AccessLogWriter, opts.AccessLogJSON, opts.AccessLogLevel = logs, cfg.Log.Format == "json", d.level
 	opts.Metrics = d.reg
@@ -258,8 +262,11 @@ func (d *daemon) wait(ctx context.Context, hup <-chan os.Signal, errc <-chan err
 	}
 }
 
-// listeners are the sockets serve opened; http and admin may be nil.
-type listeners struct{ https, http, admin net.Listener }
+// listeners are the sockets serve opened; http, admin and h3 may be nil.
+type listeners struct {
+	https, http, admin net.Listener
+	h3                 net.PacketConn // HTTP/3 over QUIC, on the HTTPS address and port
+}
 
 // listen opens every configured listener, naming the key and address of
 // the one that fails.
@@ -279,6 +286,12 @@ func listen(c ListenConfig) (*listeners, error) {
 		}
 		*l.dst = ln
 	}
+	if c.HTTP3 {
+		if err := lns.listenH3(c.HTTPS); err != nil {
+			lns.close()
+			return nil, err
+		}
+	}
 	return lns, nil
 }
 
@@ -287,6 +300,9 @@ func (l *listeners) close() {
 		if ln != nil {
 			ln.Close()
 		}
+	}
+	if l.h3 != nil {
+		l.h3.Close()
 	}
 }
 
@@ -297,7 +313,11 @@ func (d *daemon) logStart(lns *listeners) {
 		}
 		return l.Addr().String()
 	}
-	attrs := []any{"version", version, "https", addr(lns.https), "http", addr(lns.http), "admin", addr(lns.admin),
+	h3 := "off"
+	if lns.h3 != nil {
+		h3 = lns.h3.LocalAddr().String()
+	}
+	attrs := []any{"version", version, "https", addr(lns.https), "http3", h3, "http", addr(lns.http), "admin", addr(lns.admin),
 		"source", d.cfg.TLS.Source, "hosts", strings.Join(d.src.hosts, ","),
 		"max_conns", maxConns(d.cfg.Limits.MaxConns, d.fdLimit), "fd_limit", d.fdLimit}
 	if d.cfg.TLS.Source == sourceSelfSigned {

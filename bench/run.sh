@@ -45,6 +45,7 @@ idle_rss() { # idle_rss CGO: httpsd's RSS in MiB one second after start
 build_rss="idle RSS of httpsd built without cgo: $(idle_rss 0) MiB; with cgo: $(idle_rss 1) MiB"
 gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '^(Benchmark|goos|goarch|cpu)')
 
+h3section=$(awk '/^## HTTP\/3 beside HTTP\/2/ {on = 1} on && /^## / && !/^## HTTP\/3 beside/ {on = 0} on' docs/BENCHMARKS.md 2>/dev/null || true)
 {
   echo "# Benchmarks"
   echo
@@ -97,6 +98,8 @@ gobench=$(go test -run XXX -bench . -benchmem -count 3 ./server 2>&1 | grep -E '
   echo "$gobench"
   echo '```'
   echo
+  # bench/h3.sh writes its own section (HTTP/3 beside HTTP/2): kept as it is.
+  [ -n "$h3section" ] && printf '%s\n\n' "$h3section"
   echo "## Commands"
   echo
   echo '```'

@@ -250,6 +250,8 @@ log "$APP_IMAGE: $APP_IMAGE_SIZE bytes"
 	die "image USER is not $UID_EXPECTED:$UID_EXPECTED"
 "$DOCKER_BIN" image inspect -f '{{json .Config.Healthcheck.Test}}' "$APP_IMAGE" | grep -q '"/httpsd","health"' ||
 	die "image has no HEALTHCHECK CMD /httpsd health"
+"$DOCKER_BIN" image inspect -f '{{json .Config.ExposedPorts}}' "$APP_IMAGE" | grep -q '"443/udp"' ||
+	die "image does not EXPOSE 443/udp (HTTP/3)"
 # The CA bundle for ACME servers, where Go looks for it.
 BUNDLE_CTR=$("$DOCKER_BIN" create "$APP_IMAGE")
 "$DOCKER_BIN" export "$BUNDLE_CTR" | tar -xO etc/ssl/certs/ca-certificates.crt | cmp -s - /etc/ssl/certs/ca-certificates.crt ||

@@ -214,8 +214,8 @@ func TestMaxConns(t *testing.T) {
 	}
 
 	// Connections in the middle of a request are neither idle nor
-	// silent: at the cap (and the small reserve for loopback) they are
-	// kept, and a new connection is refused.
+	// silent: at the cap they are kept, and a new connection is refused,
+	// but from 127.0.0.1 (the health probe), which has a small reserve.
 	for _, c := range idle {
 		c.Close()
 	}
@@ -228,15 +228,15 @@ func TestMaxConns(t *testing.T) {
 			<-r.Context().Done()
 		}
 	}))
-	for i := range maxConns + loopbackReserve {
+	for i := range maxConns {
 		c, err := keepAlive(t, busy.addr, fmt.Sprintf("127.0.0.%d", 20+i%3))
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: localhost\r\n\r\n") // never answered
 	}
-	if !eventually(5*time.Second, func() bool { return busy.OpenConns() == maxConns+loopbackReserve }) {
-		t.Fatalf("%d connections open, want %d", busy.OpenConns(), maxConns+loopbackReserve)
+	if !eventually(5*time.Second, func() bool { return busy.OpenConns() == maxConns }) {
+		t.Fatalf("%d connections open, want %d", busy.OpenConns(), maxConns)
 	}
 	time.Sleep(2 * freshGrace) // busy connections are not evicted however old
 	if _, err := busy.clientFrom("127.0.0.2").Get(busy.url + "/hello/refused"); err == nil {
@@ -245,6 +245,13 @@ func TestMaxConns(t *testing.T) {
 	if got := counterValue(t, reg, "httpsd_rejections_total", map[string]string{"reason": "max_conns"}); got < 1 {
 		t.Errorf("httpsd_rejections_total{reason=max_conns} = %v, want the refused connection counted", got)
 	}
+	local := busy.clientFrom("127.0.0.1")
+	if resp, err := local.Get(busy.url + "/healthz"); err != nil {
+		t.Errorf("GET /healthz from 127.0.0.1 with the cap full: %v, want it let in by the loopback reserve", err)
+	} else if resp.Body.Close(); resp.StatusCode != 200 {
+		t.Errorf("GET /healthz from 127.0.0.1 = %d, want 200", resp.StatusCode)
+	}
+	local.CloseIdleConnections()
 }
 
 // TestSilentConnections: connections that never bring a request (silent
@@ -279,11 +286,11 @@ func TestSilentConnections(t *testing.T) {
 	// still gets in, the oldest silent connection making room.
 	const maxConns = 40
 	ts = newTestServer(t, Options{Metrics: new(metrics.Registry), Limits: Limits{MaxConns: maxConns}}, nil)
-	for i := range maxConns + loopbackReserve {
+	for i := range maxConns {
 		silent(ts, fmt.Sprintf("127.0.3.%d", 10+i%8))
 	}
-	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == maxConns+loopbackReserve }) {
-		t.Fatalf("%d connections open, want the cap %d and the loopback reserve", ts.OpenConns(), maxConns+loopbackReserve)
+	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == maxConns }) {
+		t.Fatalf("%d connections open, want the cap %d", ts.OpenConns(), maxConns)
 	}
 	client := ts.clientFrom("127.0.0.2")
 	ok := eventually(10*time.Second, func() bool {
@@ -297,7 +304,7 @@ func TestSilentConnections(t *testing.T) {
 	if !ok {
 		t.Errorf("a new client never got in with the cap full of silent connections")
 	}
-	if n := ts.OpenConns(); n > maxConns+loopbackReserve {
-		t.Errorf("%d connections open, want at most the cap %d and the loopback reserve", n, maxConns)
+	if n := ts.OpenConns(); n > maxConns {
+		t.Errorf("%d connections open, want at most the cap %d", n, maxConns)
 	}
 }

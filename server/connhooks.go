@@ -105,7 +105,7 @@ func (s *Server) handshakeFailed(c net.Conn, err error) {
 // version (505) or Expect (417), or headers over its own cap (431).
 func (s *Server) ownResponse(c *h1Conn, code int) {
 	s.metrics.rejections.With(s.metrics.code(code)).Inc()
-	s.unmatched.observe("OTHER", code, 0)
+	s.unmatched.observe("HTTP/1.1", "OTHER", code, 0)
 	if st := s.live.Load(); st.accessLog {
 		r := &http.Request{Method: "-", URL: &url.URL{Path: "-"}, Proto: "HTTP/1.1",
 			RemoteAddr: c.RemoteAddr().String(), TLS: c.tls}

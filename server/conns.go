@@ -38,7 +38,7 @@ const (
 	drainBatch      = 32          // connections closed at once to make room
 	freshPerIP      = 64          // connections without a request yet, per client address
 	freshGrace      = time.Second // a new connection's time to bring a request before it may be evicted
-	loopbackReserve = 8           // loopback connections allowed above max
+	loopbackReserve = 8           // connections from 127.0.0.1 or ::1 allowed above max
 	// trackedConn states and lists.
 	stateFresh, stateIdle, stateBusy, stateClosed = 1, 2, 3, 4
 	listNone, listIdle, listFr                    = 0, 1, 2
@@ -52,6 +52,13 @@ func newConnTracker(refused func(reason string)) *connTracker {
 // admit counts c in, or closes it and returns nil when a cap refuses it.
 func (t *connTracker) admit(c net.Conn) *trackedConn {
 	return t.admitAs(c, clientKey(c.RemoteAddr().String()), true)
+}
+
+// local reports whether c comes from 127.0.0.1 or ::1, where the health
+// probe comes from: such connections may use loopbackReserve above max.
+func local(c net.Conn) bool {
+	a := clientAddr(c.RemoteAddr().String())
+	return a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || a == netip.IPv6Loopback()
 }
 
 // admitAs counts c in as the client key. Without perClient, the per-client
@@ -68,7 +75,7 @@ func (t *connTracker) admitAs(c net.Conn, key netip.Addr, perClient bool) *track
 		reason = "conn_per_ip"
 	case perClient && t.freshPerIP[key] >= freshPerIP:
 		reason = "conn_per_ip"
-	case max > 0 && int64(t.n) >= max && !(key.IsLoopback() && int64(t.n) < max+loopbackReserve):
+	case max > 0 && int64(t.n) >= max && !(int64(t.n) < max+loopbackReserve && local(c)):
 		victims = t.idle.take(drainBatch, time.Time{})
 		if len(victims) == 0 {
 			victims = t.fresh.take(drainBatch, now.Add(-freshGrace))

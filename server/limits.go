@@ -127,19 +127,25 @@ func (r *ipRates) size() int {
 // IP of remote (IP:PORT or an IP), or its /64 for IPv6, where one client
 // usually holds a whole /64.
 func clientKey(remote string) netip.Addr {
-	var ip netip.Addr
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		ip = ap.Addr().Unmap()
-	} else if a, err := netip.ParseAddr(remote); err == nil { // from X-Forwarded-For
-		ip = a.Unmap()
-	} else {
-		return netip.Addr{}
-	}
+	ip := clientAddr(remote)
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.Addr()
 	}
 	return ip
+}
+
+// clientAddr returns the address of remote ("ip:port", or an address
+// alone), IPv4-mapped addresses unmapped; the zero Addr if it is neither.
+// Membership and loopback tests use it; counting uses clientKey.
+func clientAddr(remote string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if a, err := netip.ParseAddr(remote); err == nil { // from X-Forwarded-For
+		return a.Unmap()
+	}
+	return netip.Addr{}
 }
 
 // retryAfter formats d as whole seconds, at least 1.

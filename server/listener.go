@@ -82,11 +82,11 @@ func (l *connListener) run() {
 		}
 		backoff = 0
 		if len(l.proxyFrom) > 0 {
-			peer := clientKey(c.RemoteAddr().String())
+			peer := clientAddr(c.RemoteAddr().String())
 			listed := slices.ContainsFunc(l.proxyFrom, func(p netip.Prefix) bool { return p.Contains(peer) })
 			// A balancer's connections count per client once its header
 			// names the client.
-			if tc := l.tracker.admitAs(c, peer, !listed); tc != nil {
+			if tc := l.tracker.admitAs(c, clientKey(c.RemoteAddr().String()), !listed); tc != nil {
 				go l.proxied(tc, listed)
 			}
 			continue

@@ -13,7 +13,7 @@ import (
 
 // serverMetrics are the HTTP and TLS series the server records.
 type serverMetrics struct {
-	requests          metrics.CounterVec // route, method, code
+	requests          metrics.CounterVec // route, method, code, proto
 	duration          metrics.HistogramVec
 	inFlight          *metrics.Gauge
 	rejections        metrics.CounterVec // reason
@@ -28,9 +28,9 @@ type serverMetrics struct {
 func newMetrics(reg *metrics.Registry) *serverMetrics {
 	m := &serverMetrics{
 		requests: reg.Counter("httpsd_http_requests_total",
-			"HTTPS requests answered, by route, method and status code.", "route", "method", "code"),
-		duration: reg.Histogram("httpsd_http_request_duration_seconds", "Time to answer HTTPS requests, by route.",
-			[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "route"),
+			"HTTPS requests answered, by route, method, status code and protocol (HTTP/1.1, HTTP/2.0, HTTP/3.0).", "route", "method", "code", "proto"),
+		duration: reg.Histogram("httpsd_http_request_duration_seconds", "Time to answer HTTPS requests, by route and protocol.",
+			[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "route", "proto"),
 		inFlight: reg.Gauge("httpsd_http_requests_in_flight", "HTTPS requests being served now."),
 		rejections: reg.Counter("httpsd_rejections_total",
 			"Requests and connections refused, by reason: a status code (400, 413, 421, 429, 431, 501, 503, 505, ...), requests_per_ip, conn_per_ip, max_conns, h2_flood.",
@@ -42,7 +42,7 @@ func newMetrics(reg *metrics.Registry) *serverMetrics {
 		h2Errors: reg.Counter("httpsd_http2_errors_total",
 			"HTTP/2 protocol errors, by the type Go's HTTP/2 server gives them.", "type"),
 	}
-	reg.Func("httpsd_http2_streams_open", "HTTP/2 streams open: requests being served or their answers being sent.", "gauge", nil,
+	reg.Func("httpsd_http2_streams_open", "HTTP/2 and HTTP/3 streams open: requests being served or their answers being sent.", "gauge", nil,
 		func(add func(float64, ...string)) { add(float64(m.openStreams())) })
 	for i := range m.codes {
 		m.codes[i] = strconv.Itoa(i)
@@ -69,37 +69,63 @@ func methodIndex(m string) int {
 	return len(methods) - 1
 }
 
+// protos are the proto label values resolved once; others are looked up.
+var protos = [...]string{"HTTP/1.1", "HTTP/2.0", "HTTP/3.0", "HTTP/1.0"}
+
+func protoIndex(p string) int {
+	for i, v := range protos {
+		if v == p {
+			return i
+		}
+	}
+	return -1
+}
+
 // routeStats records the requests of one route. It resolves each series
 // once, since looking series up by label values costs more than the hello
 // handler itself.
 type routeStats struct {
 	name     string
 	m        *serverMetrics
-	duration *metrics.Histogram
-	counters [len(methods)][500]atomic.Pointer[metrics.Counter] // by method, status-100
+	duration [len(protos)]atomic.Pointer[metrics.Histogram]
+	counters [len(protos)]atomic.Pointer[routeCounters] // made on a protocol's first request
 }
+
+// routeCounters are one protocol's counters, by method and status-100.
+type routeCounters [len(methods)][500]atomic.Pointer[metrics.Counter]
 
 // route returns the stats of the route called name, made on first use.
 func (m *serverMetrics) route(name string) *routeStats {
 	if st, ok := m.routes.Load(name); ok {
 		return st.(*routeStats)
 	}
-	st, _ := m.routes.LoadOrStore(name, &routeStats{name: name, m: m, duration: m.duration.With(name)})
+	st, _ := m.routes.LoadOrStore(name, &routeStats{name: name, m: m})
 	return st.(*routeStats)
 }
 
-// observe counts a request answered with status after elapsed.
-func (rs *routeStats) observe(method string, status int, elapsed time.Duration) {
-	rs.duration.Observe(elapsed)
-	mi := methodIndex(method)
-	if status < 100 || status >= 600 {
-		rs.m.requests.With(rs.name, methods[mi], strconv.Itoa(status)).Inc()
+// observe counts a request over proto answered with status after elapsed.
+func (rs *routeStats) observe(proto, method string, status int, elapsed time.Duration) {
+	mi, pi := methodIndex(method), protoIndex(proto)
+	if pi < 0 || status < 100 || status >= 600 {
+		rs.m.duration.With(rs.name, proto).Observe(elapsed)
+		rs.m.requests.With(rs.name, methods[mi], strconv.Itoa(status), proto).Inc()
 		return
 	}
-	slot := &rs.counters[mi][status-100]
+	h := rs.duration[pi].Load()
+	if h == nil {
+		h = rs.m.duration.With(rs.name, proto)
+		rs.duration[pi].Store(h)
+	}
+	h.Observe(elapsed)
+	byCode := rs.counters[pi].Load()
+	if byCode == nil {
+		rs.counters[pi].CompareAndSwap(nil, new(routeCounters))
+		byCode = rs.counters[pi].Load()
+	}
+	slot := &byCode[mi][status-100]
 	c := slot.Load()
 	if c == nil {
-		c = rs.m.requests.With(rs.name, methods[mi], rs.m.code(status))
+		c = rs.m.requests.With(rs.name, methods[mi], rs.m.code(status), proto)
 		slot.Store(c)
 	}
 	c.Inc()

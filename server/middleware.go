@@ -55,7 +55,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 			if e.status == 0 {
 				e.status = http.StatusOK
 			}
-			route.observe(r.Method, e.status, e.elapsed)
+			route.observe(r.Proto, r.Method, e.status, e.elapsed)
 			if st.accessLog {
 				s.logRequest(r, e)
 			}
@@ -64,7 +64,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 		if h == nil {
 			h = st.handler
 		}
-		if r.ProtoMajor == 2 {
+		if r.ProtoMajor >= 2 {
 			s.openStream(st, rec)
 		}
 		s.serve(st, rec, r, h)
@@ -73,7 +73,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 	})
 }
 
-// openStream counts an HTTP/2 request as an open stream of its client
+// openStream counts an HTTP/2 or HTTP/3 request as an open stream of its client
 // until its answer is sent (app flushes it before returning, so that a
 // client that does not read is held to this count): each client may have
 // 2 × MaxRequestsPerIP streams open, all clients 16 × MaxConcurrent. A
@@ -136,7 +136,7 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 	}
 	// Health probes skip the queue, not the rate limit, but for local
 	// ones (httpsd's own, a sidecar's).
-	if st.rates != nil && !(probe && client.IsLoopback()) {
+	if st.rates != nil && !(probe && clientAddr(w.client).IsLoopback()) {
 		if ok, wait := st.rates.allow(client, time.Now()); !ok {
 			h.Set("Retry-After", retryAfter(wait))
 			s.reject(w, http.StatusTooManyRequests, "429 too many requests")
@@ -148,7 +148,7 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 		return
 	}
 	if !validHost(r.Host) {
-		h["Connection"] = connectionClose
+		closeAfter(h, r)
 		s.reject(w, http.StatusBadRequest, "400 bad request: malformed Host")
 		return
 	}
@@ -158,7 +158,7 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 	}
 	if st.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > st.maxBody {
-			h["Connection"] = connectionClose
+			closeAfter(h, r)
 			s.reject(w, http.StatusRequestEntityTooLarge, "413 request body too large")
 			return
 		}
@@ -189,7 +189,19 @@ func (s *Server) serve(st *settings, w *recorder, r *http.Request, next http.Han
 		}
 		w.gate = st.gate
 	}
+	if alt := s.h3.altSvc.Load(); alt != nil && r.ProtoMajor < 3 {
+		h["Alt-Svc"] = *alt // HTTP/3 is served: on answers, not on refusals
+	}
 	next.ServeHTTP(w, r)
+}
+
+// closeAfter asks for the connection to be closed after the response,
+// where the protocol has a Connection header: HTTP/3 forbids it, and
+// HTTP/2 leaves it out.
+func closeAfter(h http.Header, r *http.Request) {
+	if r.ProtoMajor < 3 {
+		h["Connection"] = connectionClose
+	}
 }
 
 func (s *Server) reject(w http.ResponseWriter, code int, msg string) {

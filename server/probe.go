@@ -127,7 +127,7 @@ func loopback(addr net.Addr) string {
 // needsProxyHeader reports whether a connection from local must send a
 // PROXY protocol header.
 func (s *Server) needsProxyHeader(local net.Addr) bool {
-	ip := clientKey(local.String())
+	ip := clientAddr(local.String())
 	for _, p := range s.proxyFrom {
 		if p.Contains(ip) {
 			return true

@@ -261,7 +261,7 @@ func (rec *recorder) writeBehind() {
 // finish is called when the handler has returned and its slots are back:
 // it sets the write deadline for what is left to send (the write-behind
 // buffer and what net/http buffers) to SendTimeout from now, so that a
-// client that does not read holds nothing for long. Over HTTP/2 it sends
+// client that does not read holds nothing for long. Over HTTP/2 and HTTP/3 it sends
 // the answer before returning, so that a stalled answer still counts
 // against its client's streams (net/http's HTTP/2 server would otherwise
 // send it after the handler is gone), giving the Content-Length net/http
@@ -275,7 +275,7 @@ func (rec *recorder) finish(r *http.Request) {
 		http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(d)
 		rec.lastArm, rec.unarmed = time.Now(), 0
 	}
-	if r.ProtoMajor != 2 {
+	if r.ProtoMajor < 2 {
 		rec.writeBehind()
 		return
 	}

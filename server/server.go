@@ -60,8 +60,15 @@ type Options struct {
 	// negative sends no header.
 	HSTSMaxAge time.Duration
 	// HTTPSPort is the port plain-HTTP requests are redirected to; zero or
-	// 443 leaves the port out of the redirect.
+	// 443 leaves the port out of the redirect. With ServeQUIC it is also
+	// the port Alt-Svc advertises for HTTP/3; zero advertises the UDP
+	// socket's own port.
 	HTTPSPort int
+	// EarlyData accepts TLS 1.3 0-RTT on HTTP/3 connections: a returning
+	// client's first requests arrive without waiting for the handshake, and
+	// those that are not GET or HEAD get 425 Too Early, since an attacker
+	// may replay early data. false refuses 0-RTT.
+	EarlyData bool
 	// AccessLog logs one line per HTTPS request at info level.
 	AccessLog bool
 	// AccessLogger receives the access log; nil means Logger.
@@ -107,6 +114,11 @@ type Limits struct {
 	// make room, and new connections are refused only when none is idle.
 	MaxConns     int
 	MaxBodyBytes int64 // larger request bodies get 413
+	// QUICRetryAbove is the rate of new QUIC connections a second above
+	// which clients must first prove their address with a Retry (one more
+	// round trip), as a flood of spoofed handshakes would have it; zero
+	// means 1000, negative asks it of every new connection.
+	QUICRetryAbove float64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -172,6 +184,7 @@ type Server struct {
 	httpsAddr    atomic.Pointer[net.Addr] // where ServeTLS listens, for Probe
 	https        *http.Server
 	http         *http.Server
+	h3           h3State // HTTP/3, once ServeQUIC runs
 }
 
 // New returns a Server for opts; it does not listen yet.
@@ -195,6 +208,7 @@ func New(opts Options) *Server {
 	s.healthzStats = s.metrics.route("/healthz")
 	s.builtin = defaultRoutes()
 	s.conns = newConnTracker(func(reason string) { s.metrics.rejections.With(reason).Inc() })
+	s.h3.init(opts, s.lim, opts.Metrics)
 	s.Update(opts)
 	redirect := http.Handler(redirectHandler(s, opts.HTTPSPort))
 	if opts.WrapRedirect != nil {
@@ -310,19 +324,21 @@ func (s *Server) listener(l net.Listener, conf *tls.Config) net.Listener {
 	return cl
 }
 
-// Shutdown stops accepting connections and waits for requests in flight
-// until ctx is done; then it closes the remaining connections and returns
-// ctx's error.
+// Shutdown stops accepting connections (HTTP/3 ones get GOAWAY) and waits
+// for requests in flight until ctx is done; then it closes the remaining
+// connections and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	for _, srv := range []*http.Server{s.https, s.http} {
 		go func() { errc <- srv.Shutdown(ctx) }()
 	}
+	go func() { errc <- s.shutdownQUIC(ctx) }()
 	s.fresh.closeSilent()
-	err := errors.Join(<-errc, <-errc)
+	err := errors.Join(<-errc, <-errc, <-errc)
 	if err != nil {
 		s.https.Close()
 		s.http.Close()
+		s.closeQUIC()
 	}
 	return err
 }

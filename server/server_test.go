@@ -37,7 +37,9 @@ func newTestServer(t *testing.T, opts Options, extra http.Handler) *testServer {
 		t.Fatal(err)
 	}
 	opts.Hosts = []string{"localhost"}
-	opts.GetCertificate = set.GetCertificate
+	if opts.GetCertificate == nil {
+		opts.GetCertificate = set.GetCertificate
+	}
 	s := New(opts)
 	if extra != nil {
 		s.https.Handler = s.app(extra)
