@@ -24,6 +24,7 @@ type ProxyConfig struct {
 	MaxIdleConns          int
 	DialTimeout           time.Duration
 	FailTimeout           time.Duration
+	MaxFails              int
 	ResponseHeaderTimeout time.Duration
 	FlushInterval         time.Duration // 0 = as net/http's ReverseProxy; -1 = every write
 	HostHeader            string
@@ -40,7 +41,7 @@ type FilesConfig struct {
 
 // Defaults of a proxy: section.
 func defaultProxy() *ProxyConfig {
-	return &ProxyConfig{LB: "round_robin", MaxIdleConns: 32, DialTimeout: 5 * time.Second, FailTimeout: 10 * time.Second,
+	return &ProxyConfig{LB: "round_robin", MaxIdleConns: 32, DialTimeout: 5 * time.Second, FailTimeout: 10 * time.Second, MaxFails: 3,
 		ResponseHeaderTimeout: 60 * time.Second, HealthInterval: 5 * time.Second}
 }
 
@@ -91,6 +92,7 @@ func (d *decoder) proxy(key string, n *yaml.Node, p *ProxyConfig) {
 		intField(key+".max_idle_conns", &p.MaxIdleConns),
 		durationField(key+".dial_timeout", &p.DialTimeout),
 		durationField(key+".fail_timeout", &p.FailTimeout),
+		intField(key+".max_fails", &p.MaxFails),
 		durationField(key+".response_header_timeout", &p.ResponseHeaderTimeout),
 		flushField(key+".flush_interval", &p.FlushInterval),
 		stringField(key+".host_header", &p.HostHeader),

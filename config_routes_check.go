@@ -90,6 +90,9 @@ func (c *Config) validateProxy(route, key string, p *ProxyConfig) []error {
 	if p.MaxIdleConns < 1 || p.MaxIdleConns > 10000 {
 		bad("max_idle_conns", "must be from 1 to 10000; got %d", p.MaxIdleConns)
 	}
+	if p.MaxFails < 1 || p.MaxFails > 1000 {
+		bad("max_fails", "must be from 1 to 1000; got %d", p.MaxFails)
+	}
 	for _, d := range []struct {
 		k        string
 		v        time.Duration

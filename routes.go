@@ -68,6 +68,7 @@ func proxyOptions(p *ProxyConfig, trusted []netip.Prefix, logger *slog.Logger, p
 		MaxIdleConns:          p.MaxIdleConns,
 		DialTimeout:           p.DialTimeout,
 		FailTimeout:           p.FailTimeout,
+		MaxFails:              p.MaxFails,
 		HealthPath:            p.HealthPath,
 		HealthInterval:        p.HealthInterval,
 		ResponseHeaderTimeout: p.ResponseHeaderTimeout,

@@ -19,13 +19,14 @@ func (p *Proxy) checkHealth(ctx context.Context, u *upstream) {
 			return
 		}
 		u.mu.Lock()
-		wasUsable := u.activeOK && time.Now().After(u.downUntil)
+		wasUsable := u.usable(time.Now())
 		changed := !u.activeKnown || wasUsable != (err == nil)
-		u.activeKnown, u.activeOK = true, err == nil
+		u.activeKnown = true
+		u.activeBad.Store(err != nil)
 		if err != nil {
 			u.lastErr = err
 		} else {
-			u.downUntil = time.Time{} // it answers: a passive mark ends too
+			u.succeeded() // it answers: a passive mark ends too
 		}
 		u.mu.Unlock()
 		switch {

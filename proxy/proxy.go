@@ -32,9 +32,17 @@ type Options struct {
 	MaxIdleConns int
 	// DialTimeout bounds connecting to an upstream; 5s.
 	DialTimeout time.Duration
-	// FailTimeout is how long an upstream that refused, reset or timed out
-	// is skipped; 10s.
+	// FailTimeout is how long an upstream is skipped once it is marked
+	// down: when it refuses a connection (or the dial times out), or after
+	// MaxFails requests in a row broke off on it; 10s. While every upstream
+	// is marked down, requests are sent to them anyway (the one whose mark
+	// ends first), so that a single failure cannot take a site down.
+	// Answers that are slow (ResponseHeaderTimeout) and requests whose
+	// client went away or sent a bad body do not count.
 	FailTimeout time.Duration
+	// MaxFails is how many requests in a row must break off on an upstream
+	// (connection reset or closed before the answer) to mark it down; 3.
+	MaxFails int
 	// HealthPath, when not "", is requested from every upstream each
 	// HealthInterval (5s); only upstreams that answer it with 2xx or 3xx
 	// get traffic.
@@ -92,6 +100,9 @@ func New(o Options) (*Proxy, error) {
 	if o.MaxIdleConns <= 0 {
 		o.MaxIdleConns = 32
 	}
+	if o.MaxFails <= 0 {
+		o.MaxFails = 3
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -119,7 +130,7 @@ func New(o Options) (*Proxy, error) {
 		Transport:     p,
 		FlushInterval: o.FlushInterval,
 		ErrorHandler:  p.fail,
-		ErrorLog:      nil,
+		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 		BufferPool:    bufferPool{},
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -169,10 +180,16 @@ type upstreamNoter interface {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a := attempts.Get().(*attempt)
 	*a = attempt{}
+	defer settle(w, a) // also when the copy ends in http.ErrAbortHandler
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+}
+
+// settle counts a's upstream out of the requests in flight once the
+// answer has been copied, notes it for the access log and recycles a.
+func settle(w http.ResponseWriter, a *attempt) {
 	if a.u != nil {
 		if a.answered {
-			a.u.inFlight.Add(-1) // the response has been copied
+			a.u.inFlight.Add(-1)
 		}
 		noteUpstream(w, a.u.name, time.Since(a.start))
 	}
@@ -255,6 +272,10 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(499) // the client went away; nginx's code for it
 		return
 	}
+	if ce, ok := err.(clientError); ok {
+		p.failClient(w, r, ce)
+		return
+	}
 	status, msg := http.StatusBadGateway, "502 bad gateway\n"
 	if errKind(err) == "timeout" {
 		status, msg = http.StatusGatewayTimeout, "504 gateway timeout\n"
@@ -280,15 +301,24 @@ func idempotent(method string) bool {
 }
 
 // RoundTrip sends req to an upstream the balancer picks, and to another
-// when the connection failed and req may be sent again (idempotent, no
-// body). It is the ReverseProxy's Transport.
+// when the request could not be sent or broke off before an answer and may
+// be sent again (idempotent, no body), as nginx's proxy_next_upstream
+// "error" does. It is the ReverseProxy's Transport.
 func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	a, _ := req.Context().Value(attemptKey{}).(*attempt)
+	var body *clientBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &clientBody{ReadCloser: req.Body}
+		req.Body = body
+	}
 	var tried [4]*upstream
 	triedList := tried[:0]
 	var last error
 	for {
 		u := p.pick(triedList)
+		if u == nil {
+			u = p.leastDown(triedList)
+		}
 		if u == nil {
 			return nil, errNoUpstream{last}
 		}
@@ -301,6 +331,7 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := u.transport.RoundTrip(req)
 		if err == nil {
 			u.answered(resp.StatusCode, time.Since(start))
+			u.succeeded()
 			if a != nil {
 				a.answered = true
 			} else {
@@ -309,19 +340,22 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		u.inFlight.Add(-1)
+		if cerr := body.failed(); cerr != nil {
+			return nil, clientError{cerr} // the client's fault, not the upstream's
+		}
 		if req.Context().Err() != nil {
 			return nil, err
 		}
 		kind := errKind(err)
 		u.errored(kind)
-		if kind != "other" {
-			u.failed(err, time.Now(), p.o.FailTimeout)
+		if p.failed(u, err, kind) {
+			p.o.Logger.Warn("proxy: upstream marked down", "upstream", u.name, "for", p.o.FailTimeout.String(), "err", err.Error())
 		}
 		last = fmt.Errorf("%s: %w", u.name, err)
-		if kind != "connect" || !idempotent(req.Method) || (req.Body != nil && req.Body != http.NoBody) {
+		if !sendAgain(req, err, kind) {
 			return nil, err
 		}
-		p.o.Logger.Warn("proxy: upstream refused; trying another", "upstream", u.name, "err", err.Error())
+		p.o.Logger.Warn("proxy: upstream failed; trying another", "upstream", u.name, "err", err.Error())
 		triedList = append(triedList, u)
 	}
 }

@@ -21,11 +21,12 @@ type upstream struct {
 	transport *http.Transport
 	inFlight  atomic.Int64   // requests sent and not yet answered in full
 	stats     *upstreamStats // nil: no metrics
+	downUntil atomic.Int64   // passive health: skipped until then (Unix ns); 0: not marked
+	activeBad atomic.Bool    // active health: the last check failed
+	fails     atomic.Int32   // requests in a row that broke off on it
 
-	mu          sync.Mutex
-	downUntil   time.Time // passive health: skipped until then
-	activeOK    bool      // active health: the last check passed
-	activeKnown bool      // an active check has run
+	mu          sync.Mutex // serializes marking and checks, for their logs
+	activeKnown bool       // an active check has run
 	lastErr     error
 }
 
@@ -69,23 +70,13 @@ func newUpstream(name string, o *Options) (*upstream, error) {
 		DisableCompression:    true, // pass the client's Accept-Encoding and the app's encoding through
 		ForceAttemptHTTP2:     false,
 	}
-	return &upstream{name: name, host: host, transport: t, activeOK: true}, nil
+	return &upstream{name: name, host: host, transport: t}, nil
 }
 
-// usable reports whether u may get traffic at now: not marked down by a
-// failure, and healthy by the last active check when there is one.
+// usable reports whether u may get traffic at now: not marked down by
+// failures, and healthy by the last active check when there is one.
 func (u *upstream) usable(now time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return now.After(u.downUntil) && (!u.activeKnown || u.activeOK)
-}
-
-// failed marks u down until failTimeout from now after err.
-func (u *upstream) failed(err error, now time.Time, failTimeout time.Duration) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.downUntil = now.Add(failTimeout)
-	u.lastErr = err
+	return now.UnixNano() > u.downUntil.Load() && !u.activeBad.Load()
 }
 
 // errKind classifies an error reaching an upstream: "connect" (refused,
