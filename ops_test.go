@@ -144,7 +144,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	// A valid change: a new host (the local CA signs a new leaf), a rate
 	// limit, and a key that needs a restart.
 	os.WriteFile(cfg, []byte(strings.Replace(base, "format: json", "format: text", 1)+
-		"hosts: [localhost, b.localhost]\nlimits: {rate_per_ip: 1, burst_per_ip: 3, max_header_bytes: 32768}\n"), 0o600)
+		"hosts: [localhost, b.localhost]\nlimits: {rate_per_ip: 1, burst_per_ip: 3, max_header_bytes: 32768, max_requests_per_ip: 50}\n"), 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitLog(t, r, "config reloaded", 5*time.Second)
 	client = clientFor(caPool(t, filepath.Join(dataDir, "ca.crt")), r.https)
@@ -159,6 +159,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if got := strings.Join(restart, "\n"); !strings.Contains(got, `"key":"log.format`) || !strings.Contains(got, `"key":"limits.max_header_bytes`) {
 		t.Errorf("restart warnings:\n%s\nwant one for log.format and one for limits.max_header_bytes", got)
+	}
+	if !strings.Contains(r.logs.String(), "limits.max_requests_per_ip applies now") {
+		t.Errorf("no warning that the stream cap per connection keeps its running value when max_requests_per_ip changes")
 	}
 	codes := map[int]int{}
 	for range 5 {

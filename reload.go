@@ -28,6 +28,10 @@ func (d *daemon) reload() {
 	for _, key := range restartKeys(old, cfg) {
 		d.logger.Warn("config reload: this change needs a restart; keeping the running value", "key", key)
 	}
+	if o, n := old.Limits.MaxRequestsPerIP, cfg.Limits.MaxRequestsPerIP; o != n {
+		d.logger.Warn("config reload: limits.max_requests_per_ip applies now; the streams per HTTP/2 and HTTP/3 connection it sets keep their running cap until a restart",
+			"running", o, "new", n)
+	}
 	keepRestartOnly(old, cfg)
 
 	fail := func(problem string) {

@@ -63,8 +63,10 @@ func local(c net.Conn) bool {
 
 // admitAs counts c in as the client key. Without perClient, the per-client
 // caps wait for rekey (c comes from a proxy that names its client in a
-// PROXY protocol header).
+// PROXY protocol header); without a valid key (a unix socket's peer) they
+// do not apply.
 func (t *connTracker) admitAs(c net.Conn, key netip.Addr, perClient bool) *trackedConn {
+	perClient = perClient && key.IsValid()
 	max, perIP := t.max.Load(), t.maxPerIP.Load()
 	now := t.now()
 	t.mu.Lock()
@@ -115,7 +117,13 @@ func (t *connTracker) rekey(c *trackedConn, key netip.Addr) bool {
 	perIP := t.maxPerIP.Load()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c.state == stateClosed || perIP > 0 && int64(t.perIP[key]) >= perIP ||
+	if c.state == stateClosed {
+		return false
+	}
+	if !key.IsValid() {
+		return true
+	}
+	if perIP > 0 && int64(t.perIP[key]) >= perIP ||
 		c.state == stateFresh && t.freshPerIP[key] >= freshPerIP {
 		return false
 	}

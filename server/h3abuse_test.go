@@ -247,9 +247,14 @@ func TestH3UploadHelper(t *testing.T) {
 		}
 		for range streams {
 			go func() {
-				// Again if it fails (a busy machine may time a dial out): the
-				// parent waits for every upload to be in its handler.
-				for range 5 {
+				// Again until it is in (a busy machine may time a dial or a
+				// handshake out, and the transport then needs a moment to
+				// drop the dead connection): the parent waits for every
+				// upload to be in its handler and kills this process.
+				for try := 0; ; try++ {
+					if try > 0 {
+						time.Sleep(100 * time.Millisecond)
+					}
 					req, _ := http.NewRequest("POST", "https://localhost/upload", io.LimitReader(zeros{}, 1<<20))
 					req.ContentLength = 1 << 20
 					resp, err := tr.RoundTrip(req)

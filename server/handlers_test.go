@@ -31,7 +31,9 @@ func TestHandler(t *testing.T) {
 		{"GET", "/hello/%FF", "localhost", "", 200, "<b>Hello \uFFFD</b>!", nil},
 		{"HEAD", "/hello/world", "localhost", "", 200, "", map[string]string{"Content-Type": "text/html; charset=UTF-8"}},
 		{"GET", "/hello/a%2Fb", "localhost", "", 404, "", nil},
-		{"GET", "/hello/..%2Fhealthz", "localhost", "", 404, "", nil},
+		{"GET", "/hello/..%2Fhealthz", "localhost", "", 404, "", nil}, // encoded dot segments are never routed
+		{"GET", "/hello/../healthz", "localhost", "", 308, "", map[string]string{"Location": "/healthz"}},
+		{"POST", "/hello/../hello/x", "localhost", "", 400, "", nil},
 		{"GET", "/hello/world/", "localhost", "", 404, "", nil},
 		{"GET", "/hello/", "localhost", "", 404, "", nil},
 		{"GET", "/HELLO/world", "localhost", "", 404, "", nil},

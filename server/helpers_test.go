@@ -156,3 +156,13 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// h1Client returns a client of ts that speaks HTTP/1.1 only.
+func (ts *testServer) h1Client() *http.Client {
+	tr := ts.client.Transport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	tr.TLSClientConfig = tr.TLSClientConfig.Clone()
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}

@@ -39,7 +39,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 		}
 		rec := recorders.Get().(*recorder)
 		*rec = recorder{ResponseWriter: w, srv: s, route: s.unmatched, start: start,
-			send: st.sendTimeout, total: st.writeTimeout, idle: s.lim.IdleTimeout, client: st.clientAddr(r)}
+			send: st.sendTimeout, total: st.writeTimeout, idle: s.lim.IdleTimeout, client: st.clientAddr(r), mux: r.ProtoMajor >= 2}
 		s.metrics.inFlight.Inc()
 		// Deferred, so that a handler aborting with http.ErrAbortHandler
 		// (as the reverse proxy does) is counted and logged too.
@@ -242,6 +242,9 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
 		"panic", v, "stack", string(debug.Stack()))
+	if rec, ok := w.(*recorder); ok && !rec.unsent() {
+		panic(http.ErrAbortHandler) // part of the answer is out: cut it, as net/http does
+	}
 	http.Error(w, "500 internal server error", http.StatusInternalServerError)
 }
 

@@ -2,12 +2,15 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +37,9 @@ type recorder struct {
 
 	behind  *[]byte // write-behind buffer (see Write), nil until needed
 	through bool    // write through: the response streams or outgrew behind
+	mux     bool    // HTTP/2 or HTTP/3: everything up to behindMax is kept behind
+	pending bool    // WriteHeader(status) is not passed on yet (see WriteHeader)
+	wrote   bool    // something reached the ResponseWriter
 
 	// The slots the request holds, given back by releaseSlots.
 	gate    *gate
@@ -118,20 +124,33 @@ func (rec *recorder) SetWriteDeadline(t time.Time) error {
 
 // progressReader moves the read deadline to SendTimeout from now as the
 // request body comes in, at most four times per SendTimeout: an upload
-// may take as long as it keeps moving.
+// may take as long as it keeps moving. Once the body has ended it lifts
+// the deadline, which would otherwise fire in net/http's read of what
+// follows and cancel a request still being answered.
 type progressReader struct {
 	io.ReadCloser
 	rc      *http.ResponseController
 	send    time.Duration
 	lastArm time.Time
+	ended   bool
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
+	if p.ended {
+		return p.ReadCloser.Read(b)
+	}
 	if now := time.Now(); now.Sub(p.lastArm) >= p.send/4 {
 		p.lastArm = now
 		p.rc.SetReadDeadline(now.Add(p.send))
 	}
-	return p.ReadCloser.Read(b)
+	n, err := p.ReadCloser.Read(b)
+	if err != nil {
+		p.ended = true
+		if err == io.EOF {
+			p.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
 }
 
 // armAfter is how many bytes may be written before the write deadline is
@@ -164,11 +183,36 @@ func (rec *recorder) progress(n int) {
 	http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(d)
 }
 
+// WriteHeader records the status. Informational answers (1xx but 101)
+// are passed on at once and are not the status. The status is passed on
+// with the first bytes that reach the ResponseWriter (or by finish), so
+// that finish may still add Content-Length; a second call, or one after
+// Write, is ignored, as net/http ignores it.
 func (rec *recorder) WriteHeader(code int) {
-	if rec.status == 0 {
-		rec.status = code
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if rec.status == 0 {
+			rec.ResponseWriter.WriteHeader(code)
+		}
+		return
 	}
-	rec.ResponseWriter.WriteHeader(code)
+	if rec.status != 0 {
+		return
+	}
+	rec.status = code
+	rec.pending = true
+	if rec.through {
+		rec.sendHeader()
+	}
+}
+
+// sendHeader passes a pending WriteHeader on; whatever is written to the
+// ResponseWriter goes through it first.
+func (rec *recorder) sendHeader() {
+	rec.wrote = true
+	if rec.pending {
+		rec.pending = false
+		rec.ResponseWriter.WriteHeader(rec.status)
+	}
 }
 
 // Write-behind: the first directMax bytes of a response go straight to
@@ -195,6 +239,7 @@ func (rec *recorder) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	rec.progress(len(p))
+	rec.sendHeader()
 	n, err := rec.ResponseWriter.Write(p)
 	rec.bytes += int64(n)
 	return n, err
@@ -212,6 +257,7 @@ func (rec *recorder) WriteString(s string) (int, error) {
 		return len(s), nil
 	}
 	rec.progress(len(s))
+	rec.sendHeader()
 	var n int
 	var err error
 	if sw, ok := rec.ResponseWriter.(io.StringWriter); ok {
@@ -230,7 +276,7 @@ func (rec *recorder) keepBehind(n int) bool {
 	switch {
 	case rec.through:
 		return false
-	case rec.behind == nil && rec.bytes+int64(n) <= directMax:
+	case rec.behind == nil && rec.bytes+int64(n) <= directMax && !rec.mux:
 		return false
 	case rec.behind == nil:
 		rec.behind = behindBufs.Get().(*[]byte)
@@ -248,6 +294,7 @@ func (rec *recorder) writeBehind() {
 	if rec.behind == nil {
 		return
 	}
+	rec.sendHeader()
 	b := *rec.behind
 	if len(b) > 0 {
 		rec.progress(len(b))
@@ -264,8 +311,8 @@ func (rec *recorder) writeBehind() {
 // client that does not read holds nothing for long. Over HTTP/2 and HTTP/3 it sends
 // the answer before returning, so that a stalled answer still counts
 // against its client's streams (net/http's HTTP/2 server would otherwise
-// send it after the handler is gone), giving the Content-Length net/http
-// would have given when all of it is known.
+// send it after the handler is gone). An answer none of which has gone
+// out yet (up to behindMax) gets its Content-Length, over any protocol.
 func (rec *recorder) finish(r *http.Request) {
 	if rec.send > 0 {
 		d := time.Now().Add(rec.send)
@@ -275,16 +322,43 @@ func (rec *recorder) finish(r *http.Request) {
 		http.NewResponseController(rec.ResponseWriter).SetWriteDeadline(d)
 		rec.lastArm, rec.unarmed = time.Now(), 0
 	}
-	if r.ProtoMajor < 2 {
-		rec.writeBehind()
-		return
-	}
-	h := rec.Header()
-	if !rec.through && r.Method != "HEAD" && bodyAllowed(rec.status) && h["Content-Length"] == nil && h["Transfer-Encoding"] == nil {
+	if h := rec.Header(); !rec.wrote && r.Method != "HEAD" && bodyAllowed(rec.status) &&
+		h["Content-Length"] == nil && h["Transfer-Encoding"] == nil && !hasTrailers(h) {
 		h["Content-Length"] = []string{strconv.FormatInt(rec.bytes, 10)}
 	}
 	rec.writeBehind()
-	http.NewResponseController(rec.ResponseWriter).Flush()
+	rec.sendHeader()
+	if r.ProtoMajor >= 2 {
+		http.NewResponseController(rec.ResponseWriter).Flush()
+	}
+}
+
+// hasTrailers reports whether h announces trailers, which need an answer
+// without Content-Length over HTTP/1.1.
+func hasTrailers(h http.Header) bool {
+	if h["Trailer"] != nil {
+		return true
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// unsent reports whether nothing of the answer has reached the
+// ResponseWriter yet, and if so forgets it: a handler that panicked may
+// then be answered with 500.
+func (rec *recorder) unsent() bool {
+	if rec.wrote {
+		return false
+	}
+	if rec.behind != nil {
+		*rec.behind = (*rec.behind)[:0]
+	}
+	rec.status, rec.pending, rec.bytes = 0, false, 0
+	return true
 }
 
 // bodyAllowed reports whether a response with status may have a body.
@@ -300,17 +374,21 @@ func (rec *recorder) Flush() {
 	}
 	rec.through = true
 	rec.writeBehind()
+	rec.sendHeader()
 	rec.progress(armAfter)
 	http.NewResponseController(rec.ResponseWriter).Flush()
 }
 
 // Hijack hands the connection over, for WebSockets over HTTP/1.1.
-// The request's slots are given back, and the connection gets
-// IdleTimeout measured from each read and each write in place of the
-// server's whole-request deadlines.
+// The request's slots are given back, and the connection ends after
+// IdleTimeout without progress either way, in place of the server's
+// whole-request deadlines. The ReadWriter returned reads and writes
+// through that connection too, starting with what net/http had read
+// ahead.
 func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	rec.through = true
 	rec.writeBehind()
+	rec.sendHeader()
 	c, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
 	if err != nil {
 		return c, rw, err
@@ -320,28 +398,61 @@ func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	rec.releaseSlots()
 	c.SetDeadline(time.Time{})
-	return &idleConn{Conn: c, idle: rec.idle}, rw, nil
+	ic := &idleConn{Conn: c, idle: rec.idle}
+	if n := rw.Reader.Buffered(); n > 0 {
+		ic.ahead, _ = rw.Reader.Peek(n)
+		ic.ahead = bytes.Clone(ic.ahead)
+	}
+	if n := rw.Writer.Buffered(); n > 0 {
+		rw.Writer.Flush() // net/http's own, written as is
+	}
+	return ic, bufio.NewReadWriter(bufio.NewReader(ic), bufio.NewWriter(ic)), nil
 }
 
 // idleConn is a hijacked connection that ends after idle without progress
-// in either direction.
+// in either direction: each read and each write that moves data moves
+// both deadlines (at most four times per idle), so that a server that
+// pushes to a client that sends nothing, or the reverse, is not cut.
 type idleConn struct {
 	net.Conn
-	idle time.Duration
+	idle  time.Duration
+	ahead []byte       // read ahead by net/http, read first
+	armed atomic.Int64 // when the deadlines were last moved, Unix ns
+}
+
+func (c *idleConn) alive() {
+	if c.idle <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.UnixNano()-c.armed.Load() < int64(c.idle/4) {
+		return
+	}
+	c.armed.Store(now.UnixNano())
+	c.Conn.SetDeadline(now.Add(c.idle))
 }
 
 func (c *idleConn) Read(b []byte) (int, error) {
-	if c.idle > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	if len(c.ahead) > 0 {
+		n := copy(b, c.ahead)
+		c.ahead = c.ahead[n:]
+		return n, nil
 	}
-	return c.Conn.Read(b)
+	c.alive()
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.alive()
+	}
+	return n, err
 }
 
 func (c *idleConn) Write(b []byte) (int, error) {
-	if c.idle > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	c.alive()
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.alive()
 	}
-	return c.Conn.Write(b)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -6,6 +6,18 @@ import (
 	"strings"
 )
 
+// handling marks the requests h answers as answered by a handler, not by
+// net/http on its own (see h1Conn.ownResponse), and asks for their
+// connection to be closed where a request needs it (see fromConn).
+func handling(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fromConn(r) {
+			w.Header()["Connection"] = connectionClose
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // redirectHandler answers every plain-HTTP request for a served host with a
 // 308 to the same path and query over HTTPS on port (left out when 0 or
 // 443), and 421 for any other host, so it is never an open redirect.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -14,8 +15,10 @@ import (
 // Route sends the requests for a host and a path pattern to a handler.
 type Route struct {
 	// Host is a served name, "app.example.com" or "*.example.com"; ""
-	// matches every host. A host's own routes come before the routes of
-	// every host, and replace those with the same pattern.
+	// matches every host. A host's own routes replace those of every host
+	// with the same pattern; otherwise the most specific pattern wins,
+	// whichever host it names, so a host's "/*" gets what no other route
+	// for that host matches. Give a route a Host to keep it off the others.
 	Host string
 	// Path is an httprouter pattern: "/hello/:name" (a segment),
 	// "/static/*file" (the rest of the path), "/*" (everything this host
@@ -266,8 +269,15 @@ func compile(r Route) *compiledRoute {
 	return c
 }
 
-// ServeHTTP answers r with the route for its host and path, or 404.
+// ServeHTTP answers r with the route for its host and path, or 404. A
+// path with "." or ".." segments (which browsers never send, and which a
+// route's handler or upstream might resolve outside the route) is not
+// routed: see dotSegments.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hasDotSegment(r.URL.Path) {
+		dotSegments(w, r)
+		return
+	}
 	h, ps := rt.lookup(hostOnly(r.Host), r.URL.Path)
 	if h == nil {
 		if r.Method == "OPTIONS" && r.URL.Path == "*" {
@@ -313,4 +323,68 @@ func (rt *Router) table(host string) *routeTable {
 		}
 	}
 	return rt.any
+}
+
+// hasDotSegment reports whether p has a "." or ".." segment (decoded:
+// "%2e%2e" counts).
+func hasDotSegment(p string) bool {
+	for i := strings.Index(p, "/."); i >= 0; {
+		rest := p[i+2:]
+		if rest == "" || rest[0] == '/' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/') {
+			return true
+		}
+		j := strings.Index(rest, "/.")
+		if j < 0 {
+			return false
+		}
+		i += 2 + j
+	}
+	return false
+}
+
+// dotSegments answers a request whose path has dot segments, which is
+// never routed: 404 when they were percent-encoded ("%2e%2e", "..%2f": no
+// client needs to encode a dot or a slash to name a resource), 400 when ".."
+// climbs above "/" (as nginx) or the method is not GET or HEAD, and
+// otherwise a 308 to the path with them resolved.
+func dotSegments(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case !hasDotSegment(r.URL.EscapedPath()):
+		notFound(w, r)
+		return
+	case climbsAboveRoot(r.URL.Path):
+		http.Error(w, "400 bad request: the path climbs above /", http.StatusBadRequest)
+		return
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		http.Error(w, "400 bad request: the path has . or .. segments", http.StatusBadRequest)
+		return
+	}
+	clean := path.Clean(r.URL.Path)
+	if strings.HasSuffix(r.URL.Path, "/") || strings.HasSuffix(r.URL.Path, "/.") || strings.HasSuffix(r.URL.Path, "/..") {
+		if clean != "/" {
+			clean += "/"
+		}
+	}
+	u := *r.URL
+	u.Path, u.RawPath = clean, ""
+	w.Header().Set("Location", u.RequestURI())
+	w.WriteHeader(http.StatusPermanentRedirect)
+}
+
+// climbsAboveRoot reports whether the ".." segments of p outnumber the
+// segments before them.
+func climbsAboveRoot(p string) bool {
+	depth := 0
+	for _, seg := range strings.Split(p, "/") {
+		switch seg {
+		case "", ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
 }

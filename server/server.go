@@ -212,7 +212,7 @@ func New(opts Options) *Server {
 	s.Update(opts)
 	redirect := http.Handler(redirectHandler(s, opts.HTTPSPort))
 	if opts.WrapRedirect != nil {
-		redirect = opts.WrapRedirect(redirect)
+		redirect = handling(opts.WrapRedirect(redirect))
 	}
 	s.tls = TLSConfig(s.probe.getCertificate(opts.GetCertificate), opts.MinVersion, opts.ExtraALPN...)
 	s.tls.VerifyConnection = func(cs tls.ConnectionState) error {
