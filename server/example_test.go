@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -103,6 +104,8 @@ func Example_acme() {
 		CacheDir:     filepath.Join(dir, "acme"),
 		DirectoryURL: directory,
 		CARoots:      apiRoots,
+		MinBackoff:   time.Second, // the CA is local: retry a failed order soon
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -121,7 +124,7 @@ func Example_acme() {
 
 	roots := x509.NewCertPool()
 	roots.AddCert(root)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "app.example.test"}); err == nil {
 			c.Close()
 			break
