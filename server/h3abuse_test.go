@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -190,10 +191,13 @@ func TestH3MemoryPerConn(t *testing.T) {
 	}
 	const conns, streams = 4, 100
 	block := make(chan struct{})
-	var inHandler atomic.Int32
+	var inHandler, bodyFlowing atomic.Int32
 	mux := http.NewServeMux()
-	mux.HandleFunc("/upload", func(http.ResponseWriter, *http.Request) {
+	mux.HandleFunc("/upload", func(_ http.ResponseWriter, r *http.Request) {
 		inHandler.Add(1)
+		if _, err := r.Body.Read(make([]byte, 1)); err == nil {
+			bodyFlowing.Add(1)
+		}
 		<-block
 	})
 	hs := newH3TestServer(t, Options{Handler: mux, Limits: Limits{MaxBodyBytes: 1 << 30}})
@@ -210,8 +214,16 @@ func TestH3MemoryPerConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	// Headers first, then bodies: bodies sent at once could fill a
+	// connection's window before the last streams' headers are out.
 	if !eventually(30*time.Second, func() bool { return inHandler.Load() == conns*streams }) {
 		t.Fatalf("%d of %d uploads reached the handler", inHandler.Load(), conns*streams)
+	}
+	if _, err := io.WriteString(stdin, "bodies\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(30*time.Second, func() bool { return bodyFlowing.Load() == conns*streams }) {
+		t.Fatalf("%d of %d uploads sent their body", bodyFlowing.Load(), conns*streams)
 	}
 	// The windows fill as the clients send: wait until memory settles.
 	var after uint64
@@ -238,6 +250,13 @@ func TestH3UploadHelper(t *testing.T) {
 	conns, _ := strconv.Atoi(os.Getenv("H3_UPLOAD_CONNS"))
 	streams, _ := strconv.Atoi(os.Getenv("H3_UPLOAD_STREAMS"))
 	hs := &h3TestServer{testServer: &testServer{}, udp: addr}
+	bodies := make(chan struct{}) // closed when the parent says every header is in
+	go func() {
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		close(bodies)
+		io.Copy(io.Discard, os.Stdin) // until the parent closes it
+		os.Exit(0)
+	}()
 	for i := range conns {
 		tr := &http3.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"},
@@ -255,7 +274,7 @@ func TestH3UploadHelper(t *testing.T) {
 					if try > 0 {
 						time.Sleep(100 * time.Millisecond)
 					}
-					req, _ := http.NewRequest("POST", "https://localhost/upload", io.LimitReader(zeros{}, 1<<20))
+					req, _ := http.NewRequest("POST", "https://localhost/upload", io.LimitReader(gatedZeros{bodies}, 1<<20))
 					req.ContentLength = 1 << 20
 					resp, err := tr.RoundTrip(req)
 					if err == nil {
@@ -267,7 +286,7 @@ func TestH3UploadHelper(t *testing.T) {
 			}()
 		}
 	}
-	io.Copy(io.Discard, os.Stdin) // until the parent closes it
+	select {}
 }
 
 // memInUse is the heap and stack memory in use after a collection.
@@ -278,10 +297,11 @@ func memInUse() uint64 {
 	return m.HeapInuse + m.StackInuse
 }
 
-// zeros reads as endless zero bytes.
-type zeros struct{}
+// gatedZeros reads as endless zero bytes once its channel is closed.
+type gatedZeros struct{ open <-chan struct{} }
 
-func (zeros) Read(p []byte) (int, error) {
+func (z gatedZeros) Read(p []byte) (int, error) {
+	<-z.open
 	clear(p)
 	return len(p), nil
 }
