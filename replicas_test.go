@@ -174,7 +174,7 @@ func (p *vaProxy) forward(c net.Conn, rs *replicaSet) {
 	p.mu.Lock()
 	target := -1
 	for i := range rs.setups {
-		if i != orderer && !p.dead[i] {
+		if (i != orderer || len(rs.setups) == 1) && !p.dead[i] { // one replica alone answers its own
 			target = i
 			break
 		}
@@ -256,6 +256,18 @@ func TestReplicasOneOrder(t *testing.T) {
 	}
 	t.Logf("3 replicas ready %v after start; %d new order(s), by replica %d; CA's validation answered by replica(s) %v from Redis",
 		ready.Round(time.Millisecond), rs.pebble.orders.Load(), orderers[0], routes)
+
+	t.Run("one replica alone, for the time to a first certificate", func(t *testing.T) {
+		start := time.Now()
+		one := startReplicas(t, 1, 0, nil)
+		one.waitAll(t, "acme: certificate ready", 30*time.Second)
+		alone := time.Since(start)
+		if n := one.pebble.orders.Load(); n != 1 {
+			t.Errorf("Pebble got %d new orders from one replica, want 1", n)
+		}
+		t.Logf("first certificate: 1 replica ready %v after start, 3 replicas %v (%.2fx)",
+			alone.Round(time.Millisecond), ready.Round(time.Millisecond), ready.Seconds()/alone.Seconds())
+	})
 
 	t.Run("RSA on demand: one order, then from Redis", func(t *testing.T) {
 		before := rs.pebble.orders.Load()

@@ -96,7 +96,6 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r n res tot <<<"$(hs "$LB" "resumed (X25519)")"; R[resumed_$shared]+="$n "; R[ratio_$shared]+="$((100 * res / (tot > 0 ? tot : 1))) "
     if [ "$shared" = true ]; then
       R[rps_lb]+="$(rps "$LB") "
-      R[rps_direct]+="$(rps "${replicas[0]}") "
     fi
     stop_lb
     stop_replicas
@@ -104,6 +103,8 @@ for round in $(seq 1 "$ROUNDS"); do
   start_replicas true false
   start_lb false
   read -r n res tot <<<"$(hs "$LB" "full (X25519)")"; R[full_noproxy]+="$n "
+  # Directly: replicas that expect the PROXY protocol close a connection without it.
+  R[rps_direct]+="$(rps "${replicas[0]}") "
   stop_lb
   stop_replicas
   echo "round $round done" >&2
