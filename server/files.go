@@ -64,7 +64,8 @@ var allowFiles = []string{"GET, HEAD"}
 // slash is redirected (301) to the path with one. Files get a strong ETag
 // (size and modification time), Last-Modified, Content-Type by extension
 // (sniffed when the extension is unknown), and net/http's answers to
-// conditional (304) and Range (206, 416) requests. A client whose
+// conditional (304) and Range (206, 416) requests (more than 64 ranges
+// in one request: the whole file, 200). A client whose
 // Accept-Encoding allows it gets the precompressed sibling x.br or x.gz
 // of x instead, with Content-Encoding, x's Content-Type and an ETag of its
 // own; every response for a file that has such a sibling carries
@@ -186,9 +187,22 @@ func redirectToDir(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusMovedPermanently)
 }
 
+// maxRanges is the most ranges a Range request may name and get them as
+// parts; one naming more gets the whole file.
+const maxRanges = 64
+
 // serveFile serves the regular file f, named name under root, or the
 // precompressed sibling r's Accept-Encoding prefers.
 func (h *fileHandler) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root, name string, f *os.File, fi fs.FileInfo) {
+	if rg := r.Header["Range"]; len(rg) == 1 && strings.Count(rg[0], ",") >= maxRanges {
+		// Each part costs a multipart header of its own: a request naming
+		// thousands of one-byte ranges would get back 35 times its size.
+		// Past maxRanges the file is served whole, as Apache's MaxRanges.
+		whole := *r
+		whole.Header = r.Header.Clone()
+		whole.Header.Del("Range")
+		r = &whole
+	}
 	hdr := w.Header()
 	enc, cf, cfi, varies := precompressed(root, name, r.Header["Accept-Encoding"])
 	if varies {

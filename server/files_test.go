@@ -304,3 +304,46 @@ func TestFilesPermission(t *testing.T) {
 	// Outside the root, an unreadable file is no more than missing.
 	filesCase{"GET", "/static/outfile", nil, 404, "404 not found\n", nil}.run(t, filesRouter(h))
 }
+
+// TestFilesManyRanges: up to maxRanges ranges come back as parts; a
+// request naming more gets the whole file, so that a long Range header of
+// one-byte ranges cannot make the answer dozens of times its size.
+func TestFilesManyRanges(t *testing.T) {
+	root := t.TempDir()
+	content := strings.Repeat("0123456789", 100)
+	if err := os.WriteFile(filepath.Join(root, "f.txt"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Files(FilesOptions{Root: root, Param: "file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := httprouter.New()
+	rt.Handler("GET", "/static/*file", h)
+	ranges := func(n int) string {
+		r := make([]string, n)
+		for i := range r {
+			r[i] = fmt.Sprintf("%d-%d", i*2, i*2)
+		}
+		return "bytes=" + strings.Join(r, ",")
+	}
+	for _, tt := range []struct {
+		n, status int
+	}{
+		{1, 206},
+		{maxRanges, 206},
+		{maxRanges + 1, 200},
+		{1800, 200},
+	} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/static/f.txt", nil)
+		r.Header.Set("Range", ranges(tt.n))
+		rt.ServeHTTP(w, r)
+		if w.Code != tt.status {
+			t.Errorf("GET /static/f.txt with %d ranges = %d, want %d", tt.n, w.Code, tt.status)
+		}
+		if tt.status == 200 && w.Body.String() != content {
+			t.Errorf("GET /static/f.txt with %d ranges: %d bytes, want the whole file (%d)", tt.n, w.Body.Len(), len(content))
+		}
+	}
+}

@@ -348,26 +348,28 @@ func hasDotSegment(p string) bool {
 // climbs above "/" (as nginx) or the method is not GET or HEAD, and
 // otherwise a 308 to the path with them resolved.
 func dotSegments(w http.ResponseWriter, r *http.Request) {
+	// Resolved on the path as sent, so that an encoded character (%2F,
+	// %3F) stays encoded in the Location and names the same resource.
+	esc := r.URL.EscapedPath()
 	switch {
-	case !hasDotSegment(r.URL.EscapedPath()):
+	case !hasDotSegment(esc):
 		notFound(w, r)
 		return
-	case climbsAboveRoot(r.URL.Path):
+	case climbsAboveRoot(esc):
 		http.Error(w, "400 bad request: the path climbs above /", http.StatusBadRequest)
 		return
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		http.Error(w, "400 bad request: the path has . or .. segments", http.StatusBadRequest)
 		return
 	}
-	clean := path.Clean(r.URL.Path)
-	if strings.HasSuffix(r.URL.Path, "/") || strings.HasSuffix(r.URL.Path, "/.") || strings.HasSuffix(r.URL.Path, "/..") {
-		if clean != "/" {
-			clean += "/"
-		}
+	loc := path.Clean(esc)
+	if loc != "/" && (strings.HasSuffix(esc, "/") || strings.HasSuffix(esc, "/.") || strings.HasSuffix(esc, "/..")) {
+		loc += "/"
 	}
-	u := *r.URL
-	u.Path, u.RawPath = clean, ""
-	w.Header().Set("Location", u.RequestURI())
+	if r.URL.RawQuery != "" {
+		loc += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", loc)
 	w.WriteHeader(http.StatusPermanentRedirect)
 }
 

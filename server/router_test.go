@@ -71,6 +71,10 @@ func TestDotSegments(t *testing.T) {
 		{"POST", "/public/../admin", 400, ""},
 		{"GET", "/public/.well-known/x", 200, ""},
 		{"GET", "/public/..hidden/a", 200, ""},
+		{"GET", "/x/../a%2Fb%3F?q=1", 308, "/a%2Fb%3F?q=1"}, // encoded characters stay encoded
+		{"GET", "//x/../a", 308, "/a"},                      // never "//a", another host to a browser
+		{"GET", "/\\evil.com/../x/..", 308, "/"},
+		{"GET", "/a\\/../b", 308, "/b"},
 	} {
 		reached = ""
 		w := httptest.NewRecorder()
