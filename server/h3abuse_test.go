@@ -222,19 +222,29 @@ func TestH3MemoryPerConn(t *testing.T) {
 	if _, err := io.WriteString(stdin, "bodies\n"); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(30*time.Second, func() bool { return bodyFlowing.Load() == conns*streams }) {
-		t.Fatalf("%d of %d uploads sent their body", bodyFlowing.Load(), conns*streams)
+	// Not every stream need get a byte in: a connection's window may fill
+	// before the last of its streams is sent any.
+	if !eventually(30*time.Second, func() bool { return bodyFlowing.Load() > 0 }) {
+		t.Fatal("no upload's body reached the server")
 	}
-	// The windows fill as the clients send: wait until memory settles.
+	// The windows fill as the clients send: wait until memory and the
+	// streams with body bytes in stay put for a few polls.
 	var after uint64
-	eventually(10*time.Second, func() bool {
-		prev := after
+	prevFlow, stable := int32(-1), 0
+	eventually(15*time.Second, func() bool {
+		prev, flow := after, bodyFlowing.Load()
 		after = memInUse()
-		return prev != 0 && after < prev+prev/100
+		if flow == prevFlow && after < prev+prev/100 && after+prev/100 > prev {
+			stable++
+		} else {
+			stable = 0
+		}
+		prevFlow = flow
+		return stable >= 5
 	})
 	per := (float64(after) - float64(before)) / conns / (1 << 20)
-	t.Logf("%d QUIC connections × %d streams uploading to a handler that does not read: the server holds %.2f MiB per connection (heap and stacks, %s)",
-		conns, streams, per, raceNote)
+	t.Logf("%d QUIC connections × %d streams uploading to a handler that does not read (%d of them got body bytes in): the server holds %.2f MiB per connection (heap and stacks, %s)",
+		conns, streams, bodyFlowing.Load(), per, raceNote)
 	if per > 8 {
 		t.Errorf("%.2f MiB per connection, want the windows to bound it (at most 8 MiB)", per)
 	}
