@@ -223,17 +223,26 @@ func countLogs(r *running, msg string) int {
 	return n
 }
 
+// issueOnce starts n replicas with an empty cache and returns them once
+// each has its certificate, with the time that took from the start;
+// Pebble must have had one new order from them all.
+func issueOnce(t *testing.T, n int) (*replicaSet, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	rs := startReplicas(t, n, 0, nil)
+	rs.waitAll(t, "acme: certificate ready", 30*time.Second)
+	ready := time.Since(start)
+	if got := rs.pebble.orders.Load(); got != 1 {
+		t.Errorf("Pebble got %d new orders from %d replica(s), want 1", got, n)
+	}
+	return rs, ready
+}
+
 // TestReplicasOneOrder starts three replicas at once with an empty cache:
 // one new order in all, the same certificate on each, and validation
 // answered by a replica that did not order.
 func TestReplicasOneOrder(t *testing.T) {
-	start := time.Now()
-	rs := startReplicas(t, 3, 0, nil)
-	rs.waitAll(t, "acme: certificate ready", 30*time.Second)
-	ready := time.Since(start)
-	if n := rs.pebble.orders.Load(); n != 1 {
-		t.Errorf("Pebble got %d new orders from three replicas, want 1", n)
-	}
+	rs, ready := issueOnce(t, 3)
 	first := getHello(t, rs.https(0), rs.pebble.root, nil)
 	for i := 1; i < 3; i++ {
 		if got := getHello(t, rs.https(i), rs.pebble.root, nil); !got.Equal(first) {
@@ -258,13 +267,7 @@ func TestReplicasOneOrder(t *testing.T) {
 		ready.Round(time.Millisecond), rs.pebble.orders.Load(), orderers[0], routes)
 
 	t.Run("one replica alone, for the time to a first certificate", func(t *testing.T) {
-		start := time.Now()
-		one := startReplicas(t, 1, 0, nil)
-		one.waitAll(t, "acme: certificate ready", 30*time.Second)
-		alone := time.Since(start)
-		if n := one.pebble.orders.Load(); n != 1 {
-			t.Errorf("Pebble got %d new orders from one replica, want 1", n)
-		}
+		_, alone := issueOnce(t, 1)
 		t.Logf("first certificate: 1 replica ready %v after start, 3 replicas %v (%.2fx)",
 			alone.Round(time.Millisecond), ready.Round(time.Millisecond), ready.Seconds()/alone.Seconds())
 	})

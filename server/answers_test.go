@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -148,11 +147,7 @@ func TestHijackedConn(t *testing.T) {
 	}))
 	for _, path := range []string{"/push", "/silent"} {
 		t.Run(path, func(t *testing.T) {
-			c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := ts.dialH1(t)
 			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nsent-with-request\n", path)
 			go io.Copy(io.Discard, c)
 			var got string
@@ -191,11 +186,7 @@ func TestUploadThenSlowAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := newTestServer(t, Options{Handler: rt, Limits: Limits{SendTimeout: send}}, nil)
-	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.dialH1(t)
 	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n12345")
 	time.Sleep(send / 2) // a pause in the upload, the deadline moved once
 	io.WriteString(c, "67890")

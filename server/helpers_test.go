@@ -166,3 +166,15 @@ func (ts *testServer) h1Client() *http.Client {
 	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
+
+// dialH1 opens a TLS connection to ts that speaks HTTP/1.1, closed when
+// the test ends.
+func (ts *testServer) dialH1(t testing.TB) *tls.Conn {
+	t.Helper()
+	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

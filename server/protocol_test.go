@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,11 +20,8 @@ import (
 // connection.
 func rawTLS(t *testing.T, ts *testServer, request string, n int) []*http.Response {
 	t.Helper()
-	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.dialH1(t)
+	defer c.Close() // now: callers make many
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, request); err != nil {
 		t.Fatal(err)

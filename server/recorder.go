@@ -328,7 +328,7 @@ func (rec *recorder) finish(r *http.Request) {
 	}
 	rec.writeBehind()
 	rec.sendHeader()
-	if r.ProtoMajor >= 2 {
+	if rec.mux {
 		http.NewResponseController(rec.ResponseWriter).Flush()
 	}
 }
@@ -403,9 +403,7 @@ func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		ic.ahead, _ = rw.Reader.Peek(n)
 		ic.ahead = bytes.Clone(ic.ahead)
 	}
-	if n := rw.Writer.Buffered(); n > 0 {
-		rw.Writer.Flush() // net/http's own, written as is
-	}
+	rw.Writer.Flush() // what net/http buffered, written as is
 	return ic, bufio.NewReadWriter(bufio.NewReader(ic), bufio.NewWriter(ic)), nil
 }
 

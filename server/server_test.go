@@ -194,11 +194,7 @@ func TestHeaderLimit(t *testing.T) {
 // would wait 5 seconds for it.
 func TestShutdownClosesUnusedConns(t *testing.T) {
 	ts := newTestServer(t, Options{}, nil)
-	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ts.dialH1(t)
 	if !eventually(5*time.Second, func() bool { return ts.OpenConns() == 1 }) {
 		t.Fatal("the connection was not accepted")
 	}
