@@ -35,28 +35,38 @@ func (s *Server) connState(c net.Conn, state http.ConnState) {
 // freshConns are the HTTP/1 connections that have not had a request yet,
 // such as the ones browsers open ahead of need. net/http's Shutdown waits
 // up to 5 seconds for such a connection to send something; httpsd closes
-// those that have not sent a byte at once instead.
+// those that have not sent a byte at once instead, and once shutting down,
+// those net/http takes from the listener afterwards too.
 type freshConns struct {
-	mu sync.Mutex
-	m  map[*h1Conn]struct{}
+	mu      sync.Mutex
+	m       map[*h1Conn]struct{}
+	closing bool // closeSilent has run
 }
 
 func (f *freshConns) note(c *h1Conn, fresh bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !fresh {
-		delete(f.m, c)
+	if fresh && f.closing {
+		// Accepted as Shutdown began: net/http would wait for it.
+		f.mu.Unlock()
+		c.Close()
 		return
 	}
-	if f.m == nil {
-		f.m = map[*h1Conn]struct{}{}
+	if !fresh {
+		delete(f.m, c)
+	} else {
+		if f.m == nil {
+			f.m = map[*h1Conn]struct{}{}
+		}
+		f.m[c] = struct{}{}
 	}
-	f.m[c] = struct{}{}
+	f.mu.Unlock()
 }
 
-// closeSilent closes the fresh connections that have not sent a byte.
+// closeSilent closes the fresh connections that have not sent a byte, and
+// from then on every connection noted fresh.
 func (f *freshConns) closeSilent() {
 	f.mu.Lock()
+	f.closing = true
 	var silent []*h1Conn
 	for c := range f.m {
 		if !c.readAny.Load() {

@@ -205,6 +205,20 @@ func TestShutdownClosesUnusedConns(t *testing.T) {
 	}
 }
 
+// TestFreshConnAfterShutdown: a connection net/http takes from the listener
+// just after Shutdown began is closed too, not waited for.
+func TestFreshConnAfterShutdown(t *testing.T) {
+	var f freshConns
+	f.closeSilent()
+	server, client := net.Pipe()
+	defer client.Close()
+	f.note(&h1Conn{Conn: server}, true)
+	client.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound for the failure, never reached when it passes
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read from a connection noted fresh after closeSilent = %v, want EOF", err)
+	}
+}
+
 // TestSessionTicketKeys: two servers given the same ticket keys resume
 // each other's sessions, over TLS 1.3 and 1.2; without them they do not.
 func TestSessionTicketKeys(t *testing.T) {
