@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,7 +150,12 @@ func waitDNS(addr string) error {
 // newOrderPath is Pebble's newOrder endpoint.
 const newOrderPath = "/order-plz"
 
-// freePort returns a loopback port nobody listened on a moment ago.
+// portsGiven are the ports freePort has returned in this test binary: a
+// port is picked before anything binds it, so two picks must not agree.
+var portsGiven sync.Map
+
+// freePort returns a loopback port nobody listened on a moment ago and
+// that no other call has returned.
 func freePort(t *testing.T) int {
 	t.Helper()
 	// Below Linux's ephemeral range (32768-60999), where the outgoing
@@ -157,6 +163,9 @@ func freePort(t *testing.T) int {
 	// the port between this check and the server's bind.
 	for range 100 {
 		port := 20000 + rand.IntN(12000)
+		if _, taken := portsGiven.LoadOrStore(port, true); taken {
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err == nil {
 			ln.Close()

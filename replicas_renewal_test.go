@@ -16,10 +16,12 @@ import (
 	"github.com/httpsd/httpsd/internal/redistest"
 )
 
-// TestReplicasRenewal has Pebble issue 10-second certificates, renewed 7
+// TestReplicasRenewal has Pebble issue 20-second certificates, renewed 14
 // seconds before they end, to three replicas: one new order per renewal.
+// The 5 seconds between an issuance and the next renewal leave the
+// replicas time to pick a certificate up from Redis before it is due.
 func TestReplicasRenewal(t *testing.T) {
-	rs := startReplicas(t, 3, 10, nil, "renew_before: 7s")
+	rs := startReplicas(t, 3, 20, nil, "renew_before: 14s")
 	rs.waitAll(t, "acme: certificate ready", 30*time.Second)
 	orders := []int64{rs.pebble.orders.Load()}
 	serial := getHello(t, rs.https(0), rs.pebble.root, nil).SerialNumber
@@ -49,7 +51,7 @@ func TestReplicasRenewal(t *testing.T) {
 	if orders[0] != 1 || per[0] != 1 || per[1] != 1 {
 		t.Errorf("new orders: %d at issuance, then %v per renewal; want 1, then 1 per renewal", orders[0], per)
 	}
-	t.Logf("3 replicas, 10s certificates: %d new order at issuance, %v per renewal", orders[0], per)
+	t.Logf("3 replicas, 20s certificates: %d new order at issuance, %v per renewal", orders[0], per)
 }
 
 // TestReplicasRedisOutage stops Redis under load and starts it again:
@@ -57,7 +59,7 @@ func TestReplicasRenewal(t *testing.T) {
 // httpsd_cluster_storage_up and /readyz, the renewal due meanwhile waits
 // and happens once Redis is back, and Redis still has the shared state.
 func TestReplicasRedisOutage(t *testing.T) {
-	rs := startReplicas(t, 2, 20, nil, "renew_before: 16s") // renewal due 4s after issuance
+	rs := startReplicas(t, 2, 30, nil, "renew_before: 24s") // renewal due 5s after issuance
 	rs.waitAll(t, "acme: certificate ready", 30*time.Second)
 	first := getHello(t, rs.https(0), rs.pebble.root, nil)
 

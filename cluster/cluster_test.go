@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/httpsd/httpsd/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // newStore starts a redis-server and returns a Store on it.
@@ -154,7 +155,7 @@ func TestLock(t *testing.T) {
 	s, srv := newStore(t)
 	other := storeFor(t, srv, srv.Password) // another replica
 	ctx := context.Background()
-	const ttl = 1500 * time.Millisecond
+	const ttl = 3 * time.Second // extended every second, each try bounded by the 500ms timeout: two may fail in a row
 
 	a, err := s.TryLock(ctx, "a.example", ttl)
 	if err != nil {
@@ -202,7 +203,7 @@ func TestLock(t *testing.T) {
 		rdb.Set(ctx, "httpsd:lock:c.example", "crashed-holder", ttl) // a holder that died
 		start := time.Now()
 		var l *Lease
-		if !eventually(5*time.Second, func() bool {
+		if !eventually(10*time.Second, func() bool {
 			l, err = other.TryLock(ctx, "c.example", ttl)
 			return err == nil
 		}) {
@@ -371,7 +372,10 @@ func TestSlowRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	stuck := make(chan error, 1)
-	go func() { stuck <- srv.Client(0).Do(ctx, "DEBUG", "SLEEP", "2").Err() }()
+	// Asleep long enough for both calls below to time out, whatever the load.
+	sleeper := redis.NewClient(&redis.Options{Addr: srv.Addr, Password: srv.Password, DisableIdentity: true, ReadTimeout: 10 * time.Second})
+	defer sleeper.Close()
+	go func() { stuck <- sleeper.Do(ctx, "DEBUG", "SLEEP", "5").Err() }()
 	probe := srv.Client(0)
 	if !eventually(2*time.Second, func() bool { // until the server no longer answers
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)

@@ -119,7 +119,7 @@ func TestConcurrencyCap(t *testing.T) {
 		<-release
 	})
 	mux.Handle("/", defaultRoutes())
-	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConcurrent: 1, QueueTimeout: 100 * time.Millisecond}}, mux)
+	ts := newTestServer(t, Options{Metrics: reg, Limits: Limits{MaxConcurrent: 1, QueueTimeout: time.Second}}, mux)
 	done := make(chan int, 1)
 	go func() {
 		resp, err := ts.client.Get(ts.url + "/slow")
@@ -137,18 +137,18 @@ func TestConcurrencyCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if waited := time.Since(start); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || waited < 100*time.Millisecond {
-		t.Errorf("GET over the cap = %d Retry-After %q after %v, want 503 with Retry-After 1 after the 100ms queue timeout",
+	if waited := time.Since(start); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || waited < time.Second {
+		t.Errorf("GET over the cap = %d Retry-After %q after %v, want 503 with Retry-After 1 after the 1s queue timeout",
 			resp.StatusCode, resp.Header.Get("Retry-After"), waited)
 	}
-	start = time.Now()
+	// The only slot stays taken: a queued /healthz would get 503.
 	resp, err = ts.client.Get(ts.url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || time.Since(start) > 90*time.Millisecond {
-		t.Errorf("GET /healthz at the cap = %d after %v, want 200 without queueing", resp.StatusCode, time.Since(start))
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /healthz at the cap = %d, want 200 without queueing", resp.StatusCode)
 	}
 	// A queued request gets the slot when it frees up within the timeout.
 	queued := make(chan int, 1)
@@ -309,7 +309,7 @@ func TestSlowloris(t *testing.T) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("slowloris: %d slow connections made, up to %d open at once; normal client over %d requests: median %v, p90 %v, max %v (before the attack: median %v)",
 		conns.Load(), peak.Load(), len(lat), lat[len(lat)/2], lat[len(lat)*9/10], lat[len(lat)-1], median(baseline))
-	if limit := max(100*time.Millisecond, 5*median(baseline)); lat[len(lat)/2] > limit {
+	if limit := max(250*time.Millisecond, 5*median(baseline)); lat[len(lat)/2] > limit {
 		t.Errorf("normal client median latency %v during slowloris, want under %v", lat[len(lat)/2], limit)
 	}
 	// Without the header timeout every slow connection would outlive it;
