@@ -45,21 +45,20 @@ type freshConns struct {
 
 func (f *freshConns) note(c *h1Conn, fresh bool) {
 	f.mu.Lock()
-	if fresh && f.closing {
-		// Accepted as Shutdown began: net/http would wait for it.
-		f.mu.Unlock()
-		c.Close()
-		return
-	}
-	if !fresh {
+	late := fresh && f.closing // accepted as Shutdown began: net/http would wait for it
+	switch {
+	case !fresh:
 		delete(f.m, c)
-	} else {
+	case !late:
 		if f.m == nil {
 			f.m = map[*h1Conn]struct{}{}
 		}
 		f.m[c] = struct{}{}
 	}
 	f.mu.Unlock()
+	if late {
+		c.Close()
+	}
 }
 
 // closeSilent closes the fresh connections that have not sent a byte, and

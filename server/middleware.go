@@ -34,9 +34,7 @@ func (s *Server) app(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := s.live.Load()
 		start := time.Now()
-		if fromConn(r) {
-			w.Header()["Connection"] = connectionClose
-		}
+		handled(w, r)
 		rec := recorders.Get().(*recorder)
 		*rec = recorder{ResponseWriter: w, srv: s, route: s.unmatched, start: start,
 			send: st.sendTimeout, total: st.writeTimeout, idle: s.lim.IdleTimeout, client: st.clientAddr(r), mux: r.ProtoMajor >= 2}

@@ -212,8 +212,9 @@ func New(opts Options) *Server {
 	s.Update(opts)
 	redirect := http.Handler(redirectHandler(s, opts.HTTPSPort))
 	if opts.WrapRedirect != nil {
-		redirect = handling(opts.WrapRedirect(redirect))
+		redirect = opts.WrapRedirect(redirect)
 	}
+	redirect = handling(redirect)
 	s.tls = TLSConfig(s.probe.getCertificate(opts.GetCertificate), opts.MinVersion, opts.ExtraALPN...)
 	s.tls.VerifyConnection = func(cs tls.ConnectionState) error {
 		if cs.ServerName != s.probe.name {

@@ -206,16 +206,15 @@ func TestShutdownClosesUnusedConns(t *testing.T) {
 }
 
 // TestFreshConnAfterShutdown: a connection net/http takes from the listener
-// just after Shutdown began is closed too, not waited for.
+// after Shutdown began closing the silent ones is closed too, not waited
+// for (here until the header timeout, a minute).
 func TestFreshConnAfterShutdown(t *testing.T) {
-	var f freshConns
-	f.closeSilent()
-	server, client := net.Pipe()
-	defer client.Close()
-	f.note(&h1Conn{Conn: server}, true)
-	client.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound for the failure, never reached when it passes
-	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("read from a connection noted fresh after closeSilent = %v, want EOF", err)
+	ts := newTestServer(t, Options{Limits: Limits{ReadHeaderTimeout: time.Minute}}, nil)
+	ts.fresh.closeSilent() // as Shutdown does first, the listener still open
+	c := ts.dialH1(t)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound for the failure, never reached when it passes
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read from a connection accepted after closeSilent = %v, want EOF", err)
 	}
 }
 
